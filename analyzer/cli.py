@@ -1,0 +1,189 @@
+"""The `smtpfw` command: parse arguments, call the pipeline, print or write, pick the exit code.
+
+No analysis logic lives here. Exit codes: 0 success (and, for `analyze`, no findings),
+1 findings, 2 unusable input or arguments (one line on stderr naming the file and the problem).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from analyzer.capture import open_capture
+from analyzer.errors import CaptureError, SmtpfwError
+from analyzer.pipeline import PipelineStats, iter_sessions
+from analyzer.session.export import session_dict
+from analyzer.session.model import SmtpSession
+from analyzer.text import clip, visible
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line with exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"smtpfw: error: {message}\n")
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _usable_files(paths: Sequence[str], err: TextIO) -> tuple[list[str], bool]:
+    """The files that open as captures; each unusable one is reported on its own line."""
+    good: list[str] = []
+    bad = False
+    for path in paths:
+        try:
+            open_capture([path], "probe")
+        except CaptureError as exc:
+            err.write(f"smtpfw: error: {exc}\n")
+            bad = True
+        else:
+            good.append(path)
+    return good, bad
+
+
+def _utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _starttls_cell(session: SmtpSession) -> str:
+    tls = session.starttls
+    parts = []
+    if tls.advertised:
+        parts.append("offered")
+    if tls.attempted:
+        parts.append(f"tried:{tls.reply_code if tls.reply_code is not None else '?'}")
+    if tls.established:
+        parts.append("up")
+    return ",".join(parts) or "-"
+
+
+_COLUMNS = (
+    ("session", 12),
+    ("client", 21),
+    ("server", 21),
+    ("start (UTC)", 23),
+    ("dur", 7),
+    ("banner", 28),
+    ("helo", 18),
+    ("ehlo keywords", 34),
+    ("starttls", 18),
+    ("txns", 4),
+    ("end", 4),
+    ("anomalies", 30),
+)
+
+
+def _row(session: SmtpSession) -> tuple[str, ...]:
+    messages = sum(1 for t in session.transactions if t.complete)
+    return (
+        session.id,
+        session.client,
+        session.server,
+        _utc(session.start_ts),
+        f"{session.duration:.2f}",
+        visible((session.banner or "-").split("\n", 1)[0]),
+        visible(session.helo or "-"),
+        visible(",".join(session.ehlo_keywords) or "-"),
+        _starttls_cell(session),
+        f"{len(session.transactions)}/{messages}",
+        str(session.end_reason),
+        visible(",".join(session.anomaly_kinds) or "-"),
+    )
+
+
+def _print_table(rows: list[tuple[str, ...]], out: TextIO) -> None:
+    widths = [
+        min(limit, max([len(name)] + [len(row[i]) for row in rows]))
+        for i, (name, limit) in enumerate(_COLUMNS)
+    ]
+    header = "  ".join(name.ljust(w) for (name, _), w in zip(_COLUMNS, widths, strict=True))
+    out.write(header.rstrip() + "\n")
+    for row in rows:
+        cells = (clip(cell, w).ljust(w) for cell, w in zip(row, widths, strict=True))
+        out.write("  ".join(cells).rstrip() + "\n")
+
+
+def _cmd_sessions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    files, bad = _usable_files(args.files, err)
+    if not files:
+        return EXIT_BAD_INPUT
+    keyed: list[tuple[float, int, Any]] = []
+    stats = PipelineStats()
+    if args.engine == "tshark":
+        from analyzer.engines.tshark import read_sessions_tshark
+
+        sessions = read_sessions_tshark(files, "single")
+    else:
+        sessions = iter_sessions(open_capture(files, "single"), stats=stats)
+    for session in sessions:
+        item: Any = session_dict(session) if args.json else _row(session)
+        keyed.append((session.start_ts, session.flow.index, item))
+    keyed.sort(key=lambda k: (k[0], k[1]))
+    items = [k[2] for k in keyed]
+    if args.json:
+        json.dump(items, out, indent=2, ensure_ascii=True)
+        out.write("\n")
+    else:
+        _print_table(items, out)
+        out.write(f"{len(items)} SMTP session(s)\n")
+    return EXIT_BAD_INPUT if bad else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="smtpfw",
+        description="Find what a firewall did to SMTP, from captures taken on both sides of it.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sessions = sub.add_parser(
+        "sessions",
+        help="list the SMTP sessions of a capture",
+        description="One row per SMTP session. Several files are one capture (a rotation set), "
+        "merged in time order.",
+    )
+    sessions.add_argument("files", nargs="+", metavar="FILE", help="pcap/pcapng file(s), may be gzipped")
+    sessions.add_argument("--json", action="store_true", help="JSON, in report.json's session shape")
+    sessions.add_argument(
+        "--engine",
+        choices=("native", "tshark"),
+        default="native",
+        help="native (fast, default) or tshark (reads every format Wireshark reads)",
+    )
+    sessions.set_defaults(handler=_cmd_sessions)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out, err = sys.stdout, sys.stderr
+    try:
+        code: int = args.handler(args, out, err)
+        return code
+    except SmtpfwError as exc:
+        err.write(f"smtpfw: error: {exc}\n")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        err.write("smtpfw: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # a bug: one line, never a traceback, unless asked for
+        if os.environ.get("SMTPFW_DEBUG"):
+            raise
+        err.write(f"smtpfw: internal error: {type(exc).__name__}: {exc} (SMTPFW_DEBUG=1 shows where)\n")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,353 @@
+"""Fold the SMTP observer's events for one TCP connection into an `SmtpSession`.
+
+Connection state (banner, EHLO, STARTTLS, how it ended) and envelope state (MAIL, RCPT, the
+message) are kept apart, as in the model. This module decodes wire bytes to text; it does not
+parse lines (the observer did) and never sees packets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from analyzer._common import Anomaly, Direction, FrameRef
+from analyzer.flows.events import EndKind, FlowInfo, FlowStats, StreamEnd
+from analyzer.flows.record import StreamPair
+from analyzer.smtp import parse_ehlo_keywords, parse_path
+from analyzer.smtp.events import (
+    AnomalySeen,
+    BdatChunk,
+    Command,
+    DataEnd,
+    DataStart,
+    Event,
+    Gap,
+    MessageHeader,
+    Reply,
+    StreamClosed,
+    TlsClientHello,
+    TlsStarted,
+)
+
+from .message import decode_text, header_field, summarize
+from .model import EndReason, HeaderField, Line, MailTransaction, SmtpSession, StartTls
+
+MAX_LINES_KEPT = 10_000
+"""Commands and replies kept per session; a hostile session cannot grow a transcript forever."""
+MAX_ANOMALIES_KEPT = 200
+"""Anomalies kept per session (further ones are only counted)."""
+MAX_TRANSACTIONS_KEPT = 1_000
+MAX_HEADERS_KEPT = 200
+
+
+@dataclass(slots=True)
+class _Txn:
+    """A transaction under construction."""
+
+    index: int
+    mail_from: str | None
+    mail_params: tuple[tuple[str, str | None], ...]
+    start_ts: float
+    frame: FrameRef | None
+    rcpt_to: list[str] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+    data_started: bool = False
+    data_offset: int | None = None
+    complete: bool = False
+    size: int | None = None
+    reply_code: int | None = None
+    reply_text: str | None = None
+    headers: list[HeaderField] = field(default_factory=list)
+    header_block: bytes | None = None
+    end_ts: float | None = None
+
+    def freeze(self) -> MailTransaction:
+        summary = summarize(self.header_block) if self.header_block else None
+        return MailTransaction(
+            index=self.index,
+            mail_from=self.mail_from,
+            mail_params=self.mail_params,
+            rcpt_to=tuple(self.rcpt_to),
+            accepted_rcpt_to=tuple(self.accepted),
+            start_ts=self.start_ts,
+            frame=self.frame,
+            data_started=self.data_started,
+            complete=self.complete,
+            size=self.size,
+            reply_code=self.reply_code,
+            reply_text=self.reply_text,
+            headers=tuple(self.headers),
+            subject=summary.subject if summary else None,
+            header_from=summary.header_from if summary else None,
+            header_to=summary.header_to if summary else None,
+            message_id=summary.message_id if summary else None,
+            date=summary.date if summary else None,
+            data_offset=self.data_offset,
+            end_ts=self.end_ts,
+        )
+
+
+def _reply_text(reply: Reply) -> str:
+    return "\n".join(decode_text(line) for line in reply.lines)
+
+
+class SessionBuilder:
+    """Collects one connection's events; `build()` returns the finished session."""
+
+    def __init__(self, flow: FlowInfo) -> None:
+        self.flow = flow
+        self._lines: list[Line] = []
+        self._command_line_index: dict[int, int] = {}
+        self._anomalies: list[Anomaly] = []
+        self._anomalies_dropped = 0
+        self._ends: list[StreamEnd] = []
+        self._txns: list[MailTransaction] = []
+        self._txn: _Txn | None = None
+        self._banner: Reply | None = None
+        self._helo: Command | None = None
+        self._ehlo_reply: Reply | None = None
+        self._starttls_cmd: Command | None = None
+        self._starttls_reply: Reply | None = None
+        self._tls_started = False
+        self._client_hello = False
+        self._quit_seen = False
+        self._quit_answered = False
+        self._auth_mechanism: str | None = None
+        self._gaps = 0
+        self._last_event_gap = False
+        self._last_ts = flow.start_ts
+
+    # -- feeding -------------------------------------------------------------------------
+
+    def add(self, events: list[Event]) -> None:
+        for event in events:
+            self._add(event)
+
+    def add_anomaly(self, anomaly: Anomaly) -> None:
+        if len(self._anomalies) < MAX_ANOMALIES_KEPT:
+            self._anomalies.append(anomaly)
+        else:
+            self._anomalies_dropped += 1
+
+    def add_end(self, end: StreamEnd) -> None:
+        self._ends.append(end)
+
+    def _add(self, event: Event) -> None:
+        self._last_ts = max(self._last_ts, event.ts)
+        self._last_event_gap = isinstance(event, Gap)
+        if isinstance(event, Command):
+            self._on_command(event)
+        elif isinstance(event, Reply):
+            self._on_reply(event)
+        elif isinstance(event, DataStart):
+            if self._txn is not None:
+                self._txn.data_started = True
+                self._txn.data_offset = event.offset
+        elif isinstance(event, MessageHeader):
+            if self._txn is not None and len(self._txn.headers) < MAX_HEADERS_KEPT:
+                self._txn.headers.append(header_field(event))
+        elif isinstance(event, DataEnd):
+            self._on_data_end(event)
+        elif isinstance(event, BdatChunk):
+            if self._txn is not None:
+                self._txn.data_started = True
+                if self._txn.data_offset is None:
+                    self._txn.data_offset = event.offset
+        elif isinstance(event, TlsStarted):
+            self._tls_started = True
+        elif isinstance(event, TlsClientHello):
+            self._client_hello = True
+        elif isinstance(event, Gap):
+            self._gaps += 1
+        elif isinstance(event, AnomalySeen):
+            self.add_anomaly(
+                Anomaly(
+                    kind=event.kind,
+                    detail=event.detail,
+                    frames=(event.frame,) if event.frame else (),
+                    ts=event.ts,
+                    direction=event.direction,
+                )
+            )
+        elif isinstance(event, StreamClosed):
+            pass  # the flow layer's StreamEnd carries more (who sent it); see add_end
+
+    def _on_command(self, cmd: Command) -> None:
+        if len(self._lines) < MAX_LINES_KEPT:
+            self._command_line_index[id(cmd)] = len(self._lines)
+            self._lines.append(
+                Line(
+                    direction=Direction.CLIENT_TO_SERVER,
+                    text=decode_text(cmd.raw),
+                    offset=cmd.offset,
+                    frame=cmd.frame,
+                    ts=cmd.ts,
+                    verb=cmd.verb,
+                )
+            )
+        verb = cmd.verb
+        if verb in ("EHLO", "HELO"):
+            if self._helo is None:
+                self._helo = cmd
+        elif verb == "MAIL":
+            self._close_txn()
+            path, params = parse_path(cmd.args.partition(b":")[2] if b":" in cmd.args else cmd.args)
+            self._txn = _Txn(
+                index=len(self._txns),
+                mail_from=decode_text(path),
+                mail_params=tuple(sorted(params.items())),
+                start_ts=cmd.ts,
+                frame=cmd.frame,
+            )
+        elif verb == "RCPT":
+            if self._txn is not None:
+                path, _ = parse_path(cmd.args.partition(b":")[2] if b":" in cmd.args else cmd.args)
+                if len(self._txn.rcpt_to) < 10_000:
+                    self._txn.rcpt_to.append(decode_text(path))
+        elif verb in ("DATA", "BDAT"):
+            if self._txn is not None:
+                self._txn.data_started = True
+        elif verb == "RSET":
+            self._close_txn()
+        elif verb == "STARTTLS":
+            if self._starttls_cmd is None:
+                self._starttls_cmd = cmd
+        elif verb == "QUIT":
+            self._quit_seen = True
+        elif verb == "AUTH" and self._auth_mechanism is None:
+            self._auth_mechanism = decode_text(cmd.args.split(b" ", 1)[0]).upper() or None
+
+    def _on_reply(self, reply: Reply) -> None:
+        answers = None
+        if reply.command is not None:
+            answers = self._command_line_index.get(id(reply.command))
+        if len(self._lines) < MAX_LINES_KEPT:
+            self._lines.append(
+                Line(
+                    direction=Direction.SERVER_TO_CLIENT,
+                    text="\n".join(
+                        f"{reply.code:03d}{'-' if i < len(reply.lines) - 1 else ' '}"
+                        f"{decode_text(text)}"
+                        if reply.code
+                        else decode_text(text)
+                        for i, text in enumerate(reply.lines)
+                    ),
+                    offset=reply.offset,
+                    frame=reply.frame,
+                    ts=reply.ts,
+                    code=reply.code,
+                    answers=answers,
+                )
+            )
+        if reply.is_greeting:
+            if self._banner is None:
+                self._banner = reply
+            return
+        cmd = reply.command
+        if cmd is None:
+            return
+        verb = cmd.verb
+        if verb == "EHLO":
+            if self._ehlo_reply is None and not self._tls_started and reply.code == 250:
+                self._ehlo_reply = reply
+        elif verb == "STARTTLS":
+            if self._starttls_reply is None:
+                self._starttls_reply = reply
+        elif verb == "MAIL":
+            if self._txn is not None and not (200 <= reply.code < 300):
+                self._txn.reply_code = reply.code
+                self._txn.reply_text = _reply_text(reply)
+        elif verb == "RCPT":
+            if self._txn is not None and 200 <= reply.code < 300:
+                path, _ = parse_path(cmd.args.partition(b":")[2] if b":" in cmd.args else cmd.args)
+                self._txn.accepted.append(decode_text(path))
+        elif verb in ("DATA", "BDAT"):
+            if self._txn is not None and reply.code != 354:
+                last_bdat = verb == "BDAT" and b"LAST" in cmd.args.upper()
+                if verb == "DATA" or last_bdat or reply.code >= 400:
+                    self._txn.reply_code = reply.code
+                    self._txn.reply_text = _reply_text(reply)
+                    self._txn.end_ts = reply.end_ts
+        elif verb == "QUIT":
+            self._quit_answered = True
+
+    def _on_data_end(self, event: DataEnd) -> None:
+        if self._txn is None:
+            self._txn = _Txn(
+                index=len(self._txns), mail_from=None, mail_params=(), start_ts=event.ts, frame=None
+            )
+        self._txn.complete = event.complete
+        self._txn.size = event.size
+        self._txn.header_block = event.header_block
+        self._txn.end_ts = event.ts
+
+    def _close_txn(self) -> None:
+        if self._txn is not None and len(self._txns) < MAX_TRANSACTIONS_KEPT:
+            self._txns.append(self._txn.freeze())
+        self._txn = None
+
+    # -- result --------------------------------------------------------------------------
+
+    def _end_reason(self) -> EndReason:
+        if self._quit_seen and (self._quit_answered or self._ends):
+            return EndReason.QUIT
+        if any(end.kind is EndKind.RST for end in self._ends):
+            return EndReason.RST
+        if self._ends:
+            return EndReason.FIN
+        if self._last_event_gap:
+            return EndReason.GAP
+        return EndReason.EOF
+
+    def _starttls(self) -> StartTls:
+        advertised = self._ehlo_reply is not None and any(
+            kw.name == "STARTTLS" for kw in parse_ehlo_keywords(self._ehlo_reply)
+        )
+        reply = self._starttls_reply
+        return StartTls(
+            advertised=advertised,
+            attempted=self._starttls_cmd is not None,
+            reply_code=reply.code if reply else None,
+            established=self._tls_started and self._client_hello,
+            command_frame=self._starttls_cmd.frame if self._starttls_cmd else None,
+            reply_frame=reply.frame if reply else None,
+            reply_text=_reply_text(reply) if reply else None,
+        )
+
+    def build(
+        self,
+        session_id: str,
+        stats: FlowStats,
+        tls_bytes: tuple[int, int] = (0, 0),
+        streams: StreamPair | None = None,
+    ) -> SmtpSession:
+        self._close_txn()
+        ehlo = self._ehlo_reply
+        keywords = parse_ehlo_keywords(ehlo) if ehlo else ()
+        banner = self._banner
+        anomalies = list(self._anomalies)
+        end_ts = max(self._last_ts, stats.end_ts or self._last_ts)
+        return SmtpSession(
+            id=session_id,
+            capture_id=self.flow.capture_id,
+            flow=self.flow,
+            start_ts=self.flow.start_ts,
+            end_ts=end_ts,
+            banner=_reply_text(banner) if banner else None,
+            banner_code=banner.code if banner else None,
+            banner_frame=banner.frame if banner else None,
+            helo_verb=self._helo.verb if self._helo else None,
+            helo=decode_text(self._helo.args).strip() if self._helo else None,
+            ehlo_keywords=tuple(kw.name for kw in keywords),
+            ehlo_lines=tuple(decode_text(line) for line in ehlo.lines[1:]) if ehlo else (),
+            starttls=self._starttls(),
+            transactions=tuple(self._txns),
+            end_reason=self._end_reason(),
+            lines=tuple(self._lines),
+            anomalies=tuple(anomalies),
+            stats=stats,
+            ends=tuple(self._ends),
+            auth_mechanism=self._auth_mechanism,
+            tls_bytes=tls_bytes,
+            gaps=self._gaps,
+            streams=streams,
+        )
