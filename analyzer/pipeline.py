@@ -24,6 +24,15 @@ from analyzer.flows.events import (
     StreamEnd,
     StreamGap,
 )
+from analyzer.correlate import (
+    ClockEstimate,
+    PairAlignment,
+    SessionPair,
+    align_pair,
+    estimate_offset,
+    pair_sessions,
+)
+from analyzer.detect import Finding, detect_pair, detect_single, number, unmatched
 from analyzer.flows.record import StreamPair
 from analyzer.session.builder import SessionBuilder
 from analyzer.session.model import SmtpSession
@@ -224,3 +233,156 @@ def read_sessions(
     """Every SMTP session in a capture file (or a rotation set given as a list), ordered by start."""
     paths = [path] if isinstance(path, str | os.PathLike) else list(path)
     return run_capture(paths, capture_id).sessions
+
+
+# -- two captures (or one) → findings ----------------------------------------------------------
+
+
+class Role:
+    CLIENT_SIDE = "client-side"
+    SERVER_SIDE = "server-side"
+    SINGLE = "single"
+
+
+CAPTURE_IDS = {Role.CLIENT_SIDE: "client", Role.SERVER_SIDE: "server", Role.SINGLE: "single"}
+"""Capture ids used in session ids (`client#3`) and evidence."""
+
+
+@dataclass(slots=True)
+class CaptureInfo:
+    """One analysed capture (a file or a rotation set) and what reading it found."""
+
+    id: str
+    role: str
+    paths: tuple[str, ...]
+    files: tuple[CaptureFile, ...]
+    stats: CaptureStats
+    pipeline: PipelineStats
+
+    @property
+    def first_ts(self) -> float | None:
+        return self.stats.first_ts
+
+    @property
+    def last_ts(self) -> float | None:
+        return self.stats.last_ts
+
+
+@dataclass(slots=True)
+class Analysis:
+    """Everything `analyze` found: sessions, pairs, alignments, findings, clock offset."""
+
+    captures: list[CaptureInfo]
+    sessions: list[SmtpSession]
+    pairs: list[SessionPair]
+    alignments: list[PairAlignment]
+    findings: list[Finding]
+    clock: ClockEstimate | None
+    clock_given: bool = False
+
+    @property
+    def two_sided(self) -> bool:
+        return self.clock is not None
+
+    def peer_of(self, session_id: str) -> str | None:
+        for pair in self.pairs:
+            if pair.client_side.id == session_id:
+                return pair.server_side.id
+            if pair.server_side.id == session_id:
+                return pair.client_side.id
+        return None
+
+    def session(self, session_id: str) -> SmtpSession | None:
+        return next((s for s in self.sessions if s.id == session_id), None)
+
+
+def _as_paths(value: PathLike | Sequence[PathLike] | None) -> list[PathLike]:
+    if value is None:
+        return []
+    if isinstance(value, str | os.PathLike):
+        return [value]
+    return list(value)
+
+
+def _read(
+    paths: list[PathLike], role: str, keep_streams: bool
+) -> tuple[CaptureInfo, list[SmtpSession]]:
+    run = run_capture(paths, CAPTURE_IDS[role], keep_streams=keep_streams)
+    info = CaptureInfo(
+        id=run.capture_id,
+        role=role,
+        paths=tuple(os.fspath(p) for p in paths),
+        files=run.files,
+        stats=run.capture_stats,
+        pipeline=run.pipeline_stats,
+    )
+    return info, run.sessions
+
+
+def analyze(
+    single: PathLike | Sequence[PathLike] | None = None,
+    *,
+    client_side: PathLike | Sequence[PathLike] | None = None,
+    server_side: PathLike | Sequence[PathLike] | None = None,
+    time_offset: float | None = None,
+) -> Analysis:
+    """Analyse one capture, or the two sides of a firewall, and return sessions and findings.
+
+    `client_side` is captured between the client and the firewall (outside), `server_side`
+    between the firewall and the server (inside); each may be a rotation set (a list of files).
+    `time_offset` (server-side clock minus client-side clock, seconds) overrides the estimate.
+    """
+    from analyzer.errors import UsageError
+
+    if single is not None and (client_side is not None or server_side is not None):
+        raise UsageError("give one capture, or --client-side and --server-side, not both")
+    if single is None and client_side is None and server_side is None:
+        raise UsageError("no capture given")
+    two_sided = client_side is not None and server_side is not None
+    infos: list[CaptureInfo] = []
+    sessions_of: dict[str, list[SmtpSession]] = {}
+    for role, paths in (
+        (Role.SINGLE, _as_paths(single)),
+        (Role.CLIENT_SIDE, _as_paths(client_side)),
+        (Role.SERVER_SIDE, _as_paths(server_side)),
+    ):
+        if paths:
+            info, sessions = _read(paths, role, keep_streams=two_sided)
+            infos.append(info)
+            sessions_of[role] = sessions
+    all_sessions = [s for info in infos for s in sessions_of[info.role]]
+    start_of = {s.id: s.start_ts for s in all_sessions}
+    if not two_sided:
+        findings = detect_single(all_sessions)
+        return Analysis(infos, all_sessions, [], [], number(findings, start_of), None)
+
+    client, server = sessions_of[Role.CLIENT_SIDE], sessions_of[Role.SERVER_SIDE]
+    if time_offset is not None:
+        clock = ClockEstimate(time_offset, "given", 0)
+    else:
+        clock = estimate_offset(client, server)
+    pairing = pair_sessions(client, server, clock)
+    alignments = [align_pair(pair) for pair in pairing.pairs]
+    found: list[Finding] = []
+    for alignment in alignments:
+        found.extend(detect_pair(alignment))
+    client_info, server_info = infos[0], infos[1]
+    found.extend(unmatched(pairing.client_only, "server-side", _span(server_info, -clock.offset_s)))
+    found.extend(unmatched(pairing.server_only, "client-side", _span(client_info, clock.offset_s)))
+    found.extend(detect_single(list(pairing.client_only) + list(pairing.server_only)))
+    return Analysis(
+        infos,
+        all_sessions,
+        list(pairing.pairs),
+        alignments,
+        number(found, start_of),
+        clock,
+        clock_given=time_offset is not None,
+    )
+
+
+def _span(info: CaptureInfo, shift: float) -> tuple[float, float] | None:
+    """A capture's time span moved onto the other capture's clock."""
+    if info.first_ts is None or info.last_ts is None:
+        return None
+    return info.first_ts + shift, info.last_ts + shift

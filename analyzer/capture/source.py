@@ -12,7 +12,7 @@ import io
 import zlib
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import Protocol
 
 from analyzer.errors import CaptureError
 
@@ -26,6 +26,12 @@ _READ_ERRORS = (OSError, EOFError, zlib.error)
 """What a damaged or vanishing file raises mid-read (gzip.BadGzipFile is an OSError)."""
 
 
+class Readable(Protocol):
+    """What `ChunkReader` needs of a stream."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class ChunkReader:
     """Reads a binary stream in `CHUNK_SIZE` pieces on demand.
 
@@ -35,7 +41,7 @@ class ChunkReader:
 
     __slots__ = ("_stream", "error")
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: Readable) -> None:
         self._stream = stream
         self.error: str | None = None
 
@@ -91,7 +97,7 @@ class Source:
             raw.close()
             raise CaptureError(path, f"cannot read: {exc.strerror or exc}") from None
         self.compressed = head == GZIP_MAGIC
-        stream: BinaryIO = raw
+        stream: Readable = raw
         if self.compressed:
             self._gz = gzip.GzipFile(fileobj=raw, mode="rb")
             stream = self._gz

@@ -1,0 +1,192 @@
+"""The classic libpcap file format: file header, then 16-byte record headers and frames.
+
+Reads microsecond (magic a1b2c3d4) and nanosecond (a1b23c4d) files in either byte order, and
+honours the FCS length that libpcap stores above the link type. Records are walked in large
+chunks with a precompiled `struct`; each frame is handed to a sink (see `records`).
+A file that ends mid-record is reported through the tally, never raised. Does not decode frames.
+
+Layout: draft-ietf-opsawg-pcap §4 (file header) and §5 (packet record); libpcap pcap-common.h.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+from analyzer.capture.records import FileTally, RecordSink, T
+from analyzer.capture.segment import CaptureAnomaly
+from analyzer.capture.source import ChunkReader
+from analyzer.errors import CaptureError
+
+MAGIC_USEC = 0xA1B2C3D4
+"""Magic of a pcap file with microsecond timestamps (draft-ietf-opsawg-pcap §4)."""
+MAGIC_NSEC = 0xA1B23C4D
+"""Magic of a pcap file with nanosecond timestamps."""
+MAGIC_KUZNETZOV = 0xA1B2CD34
+"""Alexey Kuznetzov's modified pcap: longer record headers, not supported."""
+
+FILE_HEADER_LEN = 24
+"""magic(4) major(2) minor(2) thiszone(4) sigfigs(4) snaplen(4) linktype(4)."""
+RECORD_HEADER_LEN = 16
+"""ts_sec(4) ts_frac(4) caplen(4) origlen(4)."""
+SUPPORTED_MAJOR_VERSION = 2
+
+MAX_RECORD_CAPLEN = 262144
+"""Largest captured length accepted; as Wireshark (WTAP_MAX_PACKET_SIZE_STANDARD), a record
+header claiming more means the file is damaged and the rest of it is not read."""
+
+LT_LINKTYPE_MASK = 0x0000FFFF
+"""Link type proper: the low 16 bits of the header's link-type field (pcap-common.h)."""
+LT_FCS_LENGTH_PRESENT = 0x04000000
+"""Set when the top 4 bits give the FCS length (pcap-common.h LT_FCS_LENGTH_PRESENT)."""
+LT_FCS_LENGTH_SHIFT = 28
+"""FCS length field: bits 28-31, in 16-bit words (pcap-common.h LT_FCS_LENGTH)."""
+
+
+def magic_kind(magic: bytes) -> tuple[str, bool] | None:
+    """Byte order ("<" or ">") and nanosecond flag for a pcap magic, or None if not pcap."""
+    for order in ("<", ">"):
+        (value,) = struct.unpack(order + "I", magic)
+        if value == MAGIC_USEC:
+            return order, False
+        if value == MAGIC_NSEC:
+            return order, True
+    return None
+
+
+def is_kuznetzov(magic: bytes) -> bool:
+    return MAGIC_KUZNETZOV in (struct.unpack("<I", magic)[0], struct.unpack(">I", magic)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class PcapHeader:
+    """The fields of a pcap file header that reading needs."""
+
+    byte_order: str
+    """struct byte-order character: "<" or ">"."""
+    nanosecond: bool
+    version: tuple[int, int]
+    snaplen: int
+    link_type: int
+    """Link type with the FCS bits removed."""
+    fcs_len: int
+    """Bytes of FCS at the end of each frame, to strip (0 when none is signalled)."""
+
+
+def parse_header(head: bytes, path: Path) -> PcapHeader:
+    """Parse the 24-byte file header at the start of `head`; raise CaptureError if unusable."""
+    kind = magic_kind(head[:4])
+    if kind is None:
+        raise CaptureError(path, f"not a pcap file (magic 0x{head[:4].hex()})")
+    order, nano = kind
+    if len(head) < FILE_HEADER_LEN:
+        raise CaptureError(
+            path, f"pcap file header cut short ({len(head)} of {FILE_HEADER_LEN} bytes)"
+        )
+    _magic, major, minor, _zone, _sigfigs, snaplen, link_field = struct.unpack_from(
+        order + "IHHiIII", head, 0
+    )
+    if major != SUPPORTED_MAJOR_VERSION:
+        raise CaptureError(path, f"unsupported pcap version {major}.{minor}")
+    fcs_len = 0
+    if link_field & LT_FCS_LENGTH_PRESENT:
+        fcs_len = 2 * (link_field >> LT_FCS_LENGTH_SHIFT)
+    return PcapHeader(order, nano, (major, minor), snaplen, link_field & LT_LINKTYPE_MASK, fcs_len)
+
+
+def read_records(
+    chunks: ChunkReader,
+    buf: bytes,
+    header: PcapHeader,
+    sink: RecordSink[T],
+    tally: FileTally,
+) -> Generator[T, None, None]:
+    """Hand every record after the file header to `sink`, yielding what it returns.
+
+    `buf` holds the bytes read so far, starting with the file header.
+    """
+    tally.format = "pcap"
+    tally.note_link_type(header.link_type)
+    tally.ts_resolution = 1e-9 if header.nanosecond else 1e-6
+    tally.snaplen = header.snaplen
+    unpack = struct.Struct(header.byte_order + "IIII").unpack_from
+    tick = 1e-9 if header.nanosecond else 1e-6
+    link_type = header.link_type
+    fcs = header.fcs_len
+    hlen = RECORD_HEADER_LEN
+    pos = FILE_HEADER_LEN
+    n = len(buf)
+    frame = 0
+    first: float | None = None
+    prev = lowest = highest = 0.0
+    try:
+        while True:
+            if n - pos < hlen:
+                buf = chunks.refill(buf, pos, hlen)
+                pos = 0
+                n = len(buf)
+                if n < hlen:
+                    if n:
+                        tally.stop(
+                            CaptureAnomaly.TRUNCATED_RECORD,
+                            f"file ends inside the record header after frame {frame}"
+                            + _why(chunks),
+                        )
+                    elif chunks.error is not None:
+                        tally.stop(CaptureAnomaly.TRUNCATED_RECORD, "read error" + _why(chunks))
+                    break
+            sec, frac, caplen, origlen = unpack(buf, pos)
+            if caplen > MAX_RECORD_CAPLEN:
+                tally.stop(
+                    CaptureAnomaly.BAD_BLOCK,
+                    f"record after frame {frame} claims {caplen} captured bytes "
+                    f"(more than {MAX_RECORD_CAPLEN}); rest of file not read",
+                )
+                break
+            start = pos + hlen
+            end = start + caplen
+            if end > n:
+                buf = chunks.refill(buf, pos, hlen + caplen)
+                pos = 0
+                n = len(buf)
+                start = hlen
+                end = hlen + caplen
+                if end > n:
+                    tally.stop(
+                        CaptureAnomaly.TRUNCATED_RECORD,
+                        f"file ends inside the record after frame {frame} "
+                        f"({n - hlen} of {caplen} bytes present)" + _why(chunks),
+                    )
+                    break
+            frame += 1
+            ts = sec + frac * tick
+            if first is None:
+                first = prev = lowest = highest = ts
+                tally.first_ts = ts
+            elif ts < prev:
+                tally.backwards += 1
+                if not tally.first_backwards_frame:
+                    tally.first_backwards_frame = frame
+                if ts < lowest:
+                    lowest = ts
+            elif ts > highest:
+                highest = ts
+            prev = ts
+            if caplen < origlen:
+                tally.snaplen_cut += 1
+                if not tally.first_cut_frame:
+                    tally.first_cut_frame = frame
+            pos = end
+            if fcs:
+                end = start + max(0, min(caplen, origlen - fcs))
+            out = sink(buf, start, end, ts, link_type, frame)
+            if out is not None:
+                yield out
+    finally:
+        tally.note_times(frame, first, prev, lowest, highest)
+
+
+def _why(chunks: ChunkReader) -> str:
+    return f" ({chunks.error})" if chunks.error else ""
