@@ -12,10 +12,11 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from analyzer.capture import open_capture
-from analyzer.errors import CaptureError, SmtpfwError
+from analyzer.errors import CaptureError, SmtpfwError, UsageError
 from analyzer.pipeline import PipelineStats, iter_sessions
 from analyzer.session.export import session_dict
 from analyzer.session.model import SmtpSession
@@ -138,6 +139,98 @@ def _cmd_sessions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_BAD_INPUT if bad else EXIT_OK
 
 
+def _report_name(args: argparse.Namespace) -> str:
+    """reports/<name>/: the folder holding the capture pair, or the capture's own name."""
+    files = [Path(f) for f in (args.client_side or []) + (args.server_side or []) + args.files]
+    parents = {f.resolve().parent for f in files}
+    if len(parents) == 1 and len(files) > 1:
+        return parents.pop().name
+    first = files[0]
+    return first.name.split(".")[0] if len(files) == 1 else first.resolve().parent.name
+
+
+def _finding_line(finding: dict[str, Any]) -> str:
+    return visible(
+        f"{finding['id']:>4} {finding['severity']:<8} {finding['confidence']:<9} "
+        f"{finding['kind']:<26} {','.join(finding['sessions'])}: {finding['summary']}"
+    )
+
+
+def _cmd_analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from analyzer.pipeline import analyze
+    from analyzer.report import build_report, write
+
+    if args.files and (args.client_side or args.server_side):
+        raise UsageError("give either FILE or --client-side/--server-side, not both")
+    if not args.files and not (args.client_side or args.server_side):
+        raise UsageError("nothing to analyse: give FILE, or --client-side A --server-side B")
+    formats = _formats(args.format)
+    groups = [args.files, args.client_side or [], args.server_side or []]
+    usable: list[list[str]] = []
+    bad = False
+    for group in groups:
+        good, group_bad = _usable_files(group, err)
+        bad = bad or group_bad
+        usable.append(good)
+    if bad and not all(usable[i] for i in range(3) if groups[i]):
+        return EXIT_BAD_INPUT
+    single, client, server = usable
+    analysis = analyze(
+        single or None,
+        client_side=client or None,
+        server_side=server or None,
+        time_offset=args.time_offset,
+    )
+    report = build_report(analysis)
+    out_dir = Path(args.out) if args.out else Path("reports") / _report_name(args)
+    written = _write_report(report, out_dir, formats)
+    for finding in report["findings"]:
+        out.write(_finding_line(finding) + "\n")
+    clock = report["clock"]
+    pairs = len(report["pairs"])
+    summary = f"{len(report['sessions'])} session(s)"
+    if clock is not None:
+        summary += f", {pairs} pair(s), clock offset {clock['offset_s']:+.3f} s ({clock['method']})"
+    summary += f", {len(report['findings'])} finding(s); wrote {', '.join(str(p) for p in written)}"
+    out.write(summary + "\n")
+    if bad:
+        return EXIT_BAD_INPUT
+    return EXIT_FINDINGS if report["findings"] else EXIT_OK
+
+
+FORMATS = ("json", "md", "html")
+
+
+def _formats(value: str) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
+    unknown = [v for v in chosen if v not in FORMATS]
+    if unknown or not chosen:
+        raise UsageError(f"--format: choose from {','.join(FORMATS)} (got {value!r})")
+    return chosen
+
+
+def _write_report(report: Any, out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
+    from analyzer.report import render
+
+    written: list[Path] = []
+    for fmt in formats:
+        path = out_dir / f"report.{fmt}"
+        render.write(report, fmt, path)
+        written.append(path)
+    return written
+
+
+def _cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from analyzer.report import load
+
+    report = load(Path(args.report))
+    formats = _formats(args.format)
+    out_dir = Path(args.out) if args.out else Path(args.report).parent
+    written = _write_report(report, out_dir, formats)
+    out.write(f"wrote {', '.join(str(p) for p in written)}\n")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="smtpfw",
@@ -160,6 +253,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="native (fast, default) or tshark (reads every format Wireshark reads)",
     )
     sessions.set_defaults(handler=_cmd_sessions)
+
+    analyze = sub.add_parser(
+        "analyze",
+        help="find what a middlebox did (two captures) or its symptoms (one capture)",
+        description="Pair the sessions of a client-side (outside) and a server-side (inside) "
+        "capture, compare them byte by byte and report what changed; or, with one capture, "
+        "diagnose the symptoms. Exit 0: no findings, 1: findings, 2: unusable input.",
+    )
+    analyze.add_argument("files", nargs="*", metavar="FILE", help="a single capture (rotation set)")
+    analyze.add_argument("--client-side", nargs="+", metavar="FILE",
+                         help="capture(s) taken between the client and the firewall (outside)")
+    analyze.add_argument("--server-side", nargs="+", metavar="FILE",
+                         help="capture(s) taken between the firewall and the server (inside)")
+    analyze.add_argument("--out", metavar="DIR", help="output folder (default reports/<name>/)")
+    analyze.add_argument("--format", default="json,md,html",
+                         help="comma-separated: json, md, html (default all three)")
+    analyze.add_argument("--time-offset", type=float, metavar="SECONDS",
+                         help="server-side clock minus client-side clock (overrides the estimate)")
+    analyze.set_defaults(handler=_cmd_analyze)
+
+    report = sub.add_parser("report", help="re-render a saved report.json")
+    report.add_argument("report", metavar="REPORT_JSON")
+    report.add_argument("--format", default="html,md", help="comma-separated: json, md, html")
+    report.add_argument("--out", metavar="DIR", help="output folder (default: the report's folder)")
+    report.set_defaults(handler=_cmd_report)
     return parser
 
 

@@ -388,7 +388,7 @@ def tls_downgrade(al: PairAlignment, found: list[Finding]) -> list[Finding]:
     severity = Severity.CRITICAL if cleartext else Severity.HIGH
     what = (
         f"{len(cleartext)} message(s) crossed in cleartext"
-        + (f" ({len(reached)} reached the server)" if reached != cleartext else "")
+        + (f" ({len(reached)} reached the server)" if len(reached) != len(cleartext) else "")
         if cleartext
         else "no message was sent in this session, but any would have gone in cleartext"
     )

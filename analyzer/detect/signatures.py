@@ -46,6 +46,13 @@ KEYWORDS_BY_LENGTH: dict[int, tuple[str, ...]] = {
 """Well-known EHLO keywords (RFC 5321 §2.2.2 registry) by length: a mask keeps the length, so
 the length says which keyword it may have been."""
 
+KNOWN_VERBS = frozenset(
+    {"HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY", "EXPN", "HELP",
+     "AUTH", "BDAT", "ETRN"}
+)
+"""Verbs every ESMTP server knows (RFC 5321 §4.1, RFC 4954, RFC 3030, RFC 1985): a server that
+calls one of them unknown did not receive it as sent."""
+
 ONE_CHAR_SEGMENT_SHARE = 0.6
 """A client whose command bytes mostly travel one per segment is a person typing (telnet)."""
 

@@ -12,13 +12,15 @@ from collections.abc import Callable, Sequence
 
 from analyzer._common import Direction
 from analyzer.flows.events import EndKind
-from analyzer.session.model import SmtpSession
+from analyzer.session.model import Line, SmtpSession
 
 from . import remedies
 from .base import Confidence, Evidence, Finding, FindingKind, Severity
 from .locate import answered_verb, evidence, line_evidence
 from .paired import HEADER_LINE_LIMIT, _starttls_lines, _typed_by_hand
 from .signatures import (
+    KNOWN_VERBS,
+    REJECT_UNKNOWN_CODES,
     banner_is_masked,
     candidates_for_mask,
     is_masked_keyword,
@@ -82,9 +84,28 @@ def masked_keywords(session: SmtpSession) -> list[Finding]:
     ]
 
 
+def _garbled(session: SmtpSession) -> list[Line]:
+    """Commands that arrived as X's (server-side view), or well-formed commands the server
+    answered as unknown (client-side view: they were garbled on the way)."""
+    found: list[Line] = []
+    for i, line in enumerate(session.lines):
+        if not line.verb:
+            continue
+        if is_masked_verb(line.verb):
+            found.append(line)
+            continue
+        if line.verb in ("STARTTLS",):
+            continue  # its own detector: starttls_rejected
+        reply = next((r for r in session.lines[i + 1 :] if r.answers == i), None)
+        if reply is not None and line.verb in KNOWN_VERBS and reply.code in REJECT_UNKNOWN_CODES \
+                and rejects_unknown_command(reply.code, reply.text):
+            found.append(line)
+    return found
+
+
 def masked_commands(session: SmtpSession) -> list[Finding]:
     """A masked verb arriving at the server (server-side view) or typed by hand."""
-    masked = [line for line in session.lines if line.verb and is_masked_verb(line.verb)]
+    masked = _garbled(session)
     if not masked:
         return []
     proof: list[Evidence] = [line_evidence(session, line, "masked command") for line in masked[:3]]
@@ -114,7 +135,7 @@ def masked_commands(session: SmtpSession) -> list[Finding]:
             severity=Severity.HIGH if 8 in lengths else Severity.MEDIUM,
             confidence=Confidence.LIKELY,
             sessions=(session.id,),
-            summary=f"{len(masked)} command(s) arrived overwritten by X's "
+            summary=f"{len(masked)} command(s) were overwritten on the way "
             f"({', '.join(sorted({line.verb or '' for line in masked}))})"
             + ("; 8 X's is STARTTLS's length." if 8 in lengths else "."),
             cause=remedies.CAUSE_COMMAND_MASK,
@@ -196,8 +217,13 @@ def reset_in_data(session: SmtpSession) -> list[Finding]:
     """A reset in the middle of a message: after a signature header, or a too-long header line."""
     if not any(end.kind is EndKind.RST for end in session.ends):
         return []
-    txn = next((t for t in reversed(session.transactions) if t.data_started and not t.complete),
-               None)
+    # A message without the server's final reply: cut in DATA (the client may have sent all of
+    # it before the reset reached it, so the end-of-data mark alone proves nothing).
+    txn = next(
+        (t for t in reversed(session.transactions)
+         if t.data_started and (not t.complete or t.reply_code is None)),
+        None,
+    )
     if txn is None or not txn.headers:
         return []
     reset = next(end for end in session.ends if end.kind is EndKind.RST)
@@ -212,15 +238,16 @@ def reset_in_data(session: SmtpSession) -> list[Finding]:
                            + (f", the sender's other packets TTL {reset.usual_origin.ttl}"
                               if reset.usual_origin else ""))
     long_header = next((h for h in txn.headers if h.longest_line > HEADER_LINE_LIMIT), None)
-    if long_header is not None and long_header is txn.headers[-1]:
+    if long_header is not None:
+        strong = (long_header is txn.headers[-1] or foreign) and not server_error
         return [
             Finding(
                 kind=FindingKind.HEADER_LINE_TOO_LONG_DROP,
                 severity=Severity.HIGH,
-                confidence=Confidence.LIKELY if not server_error else Confidence.POSSIBLE,
+                confidence=Confidence.LIKELY if strong else Confidence.POSSIBLE,
                 sessions=(session.id,),
-                summary=f"The connection was reset in DATA right after a "
-                f"{long_header.longest_line}-octet header line ({long_header.name}).",
+                summary=f"The connection was reset in DATA after a {long_header.longest_line}-octet "
+                f"header line ({long_header.name}), over RFC 5322's 998.",
                 cause=remedies.CAUSE_LONG_HEADER,
                 remediation=remedies.LONG_HEADER,
                 evidence=(
@@ -231,26 +258,40 @@ def reset_in_data(session: SmtpSession) -> list[Finding]:
                 details={"header": long_header.name, "line_length": long_header.longest_line},
             )
         ]
-    last = txn.headers[-1]
-    if not last.is_signature or server_error:
+    if server_error:
         return []
+    last = txn.headers[-1]
+    signature = last if last.is_signature else next(
+        (h for h in reversed(txn.headers) if h.is_signature), None
+    )
+    if signature is None:
+        return []
+    # Seen from the server, the last header that arrived is the one the box choked on; seen
+    # from the client, the client may have sent more before the forged reset reached it.
+    confidence = (
+        Confidence.LIKELY if signature is last and (foreign or reset.direction is S2C)
+        or signature is not last and foreign
+        else Confidence.POSSIBLE
+    )
+    where = "right after" if signature is last else "after"
     return [
         Finding(
             kind=FindingKind.RESET_AFTER_DKIM_HEADER,
             severity=Severity.CRITICAL,
-            confidence=Confidence.LIKELY if foreign or reset.direction is S2C else Confidence.POSSIBLE,
+            confidence=confidence,
             sessions=(session.id,),
-            summary=f"The connection was reset in DATA right after the {last.name} header "
-            f"(stream offset {last.offset}, longest line {last.longest_line} octets), with no "
-            "error from the server before it.",
+            summary=f"The connection was reset in DATA {where} the {signature.name} header "
+            f"(stream offset {signature.offset}, longest line {signature.longest_line} octets), "
+            "with no error from the server before it.",
             cause=remedies.CAUSE_DKIM,
             remediation=remedies.DKIM_BUG,
             evidence=(
-                evidence(session, last.frame, last.ts, C2S, f"{last.name}: {last.value[:120]}",
-                         "last header before the reset"),
+                evidence(session, signature.frame, signature.ts, C2S,
+                         f"{signature.name}: {signature.value[:120]}", "the signature header"),
                 reset_proof,
             ),
-            details={"header": last.name, "offset": last.offset, "line_length": last.longest_line},
+            details={"header": signature.name, "offset": signature.offset,
+                     "line_length": signature.longest_line, "last_header": last.name},
         )
     ]
 

@@ -1,0 +1,218 @@
+"""Turn an `Analysis` into the report model (report.json's dictionaries).
+
+Decides nothing: it copies what detection and correlation found, in a stable order, with
+deterministic ids and rounded times so the same captures always give the same file.
+Transcripts are kept for the sessions that findings name (and their peers), capped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from analyzer._common import FrameRef
+from analyzer.correlate import PairAlignment
+from analyzer.detect import Evidence, Finding
+from analyzer.pipeline import Analysis, CaptureInfo
+from analyzer.session.export import session_dict
+from analyzer.session.model import SmtpSession
+
+from .model import (
+    SCHEMA,
+    CaptureEntry,
+    EvidenceEntry,
+    FindingEntry,
+    PairEntry,
+    Report,
+    TranscriptLine,
+)
+
+TRANSCRIPT_LINES = 400
+"""Lines of dialogue kept per session in the report."""
+TIME_DIGITS = 6
+
+
+def _t(ts: float | None) -> float | None:
+    return None if ts is None else round(ts, TIME_DIGITS)
+
+
+def _version() -> str:
+    try:
+        return version("smtpfw")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _files(info: CaptureInfo) -> dict[tuple[str, int], str]:
+    return {(info.id, i): str(f.path) for i, f in enumerate(info.files)}
+
+
+def _capture(info: CaptureInfo) -> CaptureEntry:
+    anomalies = Counter(str(a.kind) for a in info.stats.anomalies)
+    return {
+        "id": info.id,
+        "path": ", ".join(info.paths),
+        "role": info.role,
+        "packets": info.stats.packets,
+        "first_ts": _t(info.first_ts),
+        "last_ts": _t(info.last_ts),
+        "files": [
+            {
+                "path": str(f.path),
+                "format": f.format,
+                "packets": f.packets,
+                "first_ts": _t(f.first_ts),
+                "last_ts": _t(f.last_ts),
+                "link_types": list(f.link_types),
+            }
+            for f in info.files
+        ],
+        "smtp_sessions": info.pipeline.smtp_sessions,
+        "anomalies": dict(sorted(anomalies.items())),
+    }
+
+
+def _evidence(e: Evidence, files: dict[tuple[str, int], str]) -> EvidenceEntry:
+    frame: FrameRef | None = e.frame
+    return {
+        "capture": e.capture,
+        "frame": frame.frame_no if frame else None,
+        "ts": _t(e.ts),
+        "direction": str(e.direction) if e.direction else None,
+        "excerpt": e.excerpt,
+        "file": files.get((frame.capture_id, frame.file_no)) if frame else None,
+        "note": e.note,
+    }
+
+
+def _finding(f: Finding, files: dict[tuple[str, int], str]) -> FindingEntry:
+    return {
+        "id": f.id,
+        "kind": str(f.kind),
+        "severity": str(f.severity),
+        "confidence": str(f.confidence),
+        "sessions": list(f.sessions),
+        "summary": f.summary,
+        "cause": f.cause,
+        "remediation": f.remediation,
+        "evidence": [_evidence(e, files) for e in f.evidence],
+        "details": f.details,
+    }
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _pair(al: PairAlignment) -> PairEntry:
+    pair = al.pair
+    return {
+        "client_side": pair.client_side.id,
+        "server_side": pair.server_side.id,
+        "score": pair.score,
+        "matched_on": list(pair.matched_on),
+        "time_delta_s": round(pair.time_delta_s, TIME_DIGITS),
+        "identical": al.identical,
+        "divergences": [
+            {
+                "direction": str(d.direction),
+                "kind": str(d.kind),
+                "sent_offset": d.sent_offset,
+                "received_offset": d.received_offset,
+                "sent": _decode(d.sent),
+                "received": _decode(d.received),
+                "sent_length": d.sent_length,
+                "received_length": d.received_length,
+                "sent_frame": d.sent_frame.frame_no if d.sent_frame else None,
+                "received_frame": d.received_frame.frame_no if d.received_frame else None,
+                "sent_ts": _t(d.sent_ts),
+                "received_ts": _t(d.received_ts),
+            }
+            for d in al.divergences
+        ],
+        "end_mismatches": [
+            {
+                "direction": str(m.direction),
+                "kind": str(m.kind),
+                "seen_in": m.seen_in,
+                "frame": m.end.frame.frame_no,
+                "ts": _t(m.end.ts),
+                "ttl": m.end.origin.ttl,
+                "ip_id": m.end.origin.ip_id,
+                "usual_ttl": m.end.usual_origin.ttl if m.end.usual_origin else None,
+                "origin_differs": m.origin_differs,
+            }
+            for m in al.end_mismatches
+        ],
+    }
+
+
+def _transcript(session: SmtpSession) -> list[TranscriptLine]:
+    lines: list[TranscriptLine] = [
+        {
+            "direction": str(line.direction),
+            "ts": round(line.ts, TIME_DIGITS),
+            "frame": line.frame.frame_no if line.frame else None,
+            "offset": line.offset,
+            "text": line.text,
+        }
+        for line in session.lines[:TRANSCRIPT_LINES]
+    ]
+    for end in session.ends:
+        lines.append(
+            {
+                "direction": str(end.direction),
+                "ts": round(end.ts, TIME_DIGITS),
+                "frame": end.frame.frame_no,
+                "offset": end.offset,
+                "text": f"[{str(end.kind).upper()} ttl={end.origin.ttl}]",
+            }
+        )
+    lines.sort(key=lambda line: (line["ts"], line["frame"] or 0))
+    return lines
+
+
+def build_report(analysis: Analysis) -> Report:
+    files: dict[tuple[str, int], str] = {}
+    for info in analysis.captures:
+        files.update(_files(info))
+    named = {s for f in analysis.findings for s in f.sessions}
+    named |= {p for s in list(named) if (p := analysis.peer_of(s)) is not None}
+    clock = analysis.clock
+    severities = Counter(str(f.severity) for f in analysis.findings)
+    kinds = Counter(str(f.kind) for f in analysis.findings)
+    clock_entry: dict[str, Any] | None = None
+    if clock is not None:
+        clock_entry = {
+            "offset_s": round(clock.offset_s, TIME_DIGITS),
+            "method": clock.method,
+            "support": clock.support,
+            "drift_ppm": None if clock.drift_ppm is None else round(clock.drift_ppm, 3),
+        }
+    return {
+        "schema": SCHEMA,
+        "generator": {"name": "smtpfw", "version": _version()},
+        "captures": [_capture(info) for info in analysis.captures],
+        "clock_offset_s": None if clock is None else round(clock.offset_s, TIME_DIGITS),
+        "clock": clock_entry,
+        "sessions": [
+            _rounded(session_dict(s, analysis.peer_of(s.id))) for s in analysis.sessions
+        ],
+        "pairs": [_pair(al) for al in analysis.alignments],
+        "findings": [_finding(f, files) for f in analysis.findings],
+        "transcripts": {s.id: _transcript(s) for s in analysis.sessions if s.id in named},
+        "summary": {
+            "sessions": len(analysis.sessions),
+            "pairs": len(analysis.pairs),
+            "findings": len(analysis.findings),
+            "by_severity": dict(sorted(severities.items())),
+            "by_kind": dict(sorted(kinds.items())),
+        },
+    }
+
+
+def _rounded(entry: dict[str, Any]) -> dict[str, Any]:
+    entry["start"] = _t(entry["start"])
+    entry["end"] = _t(entry["end"])
+    return entry
