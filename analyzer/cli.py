@@ -10,7 +10,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -122,7 +122,7 @@ def _cmd_sessions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.engine == "tshark":
         from analyzer.engines.tshark import read_sessions_tshark
 
-        sessions = read_sessions_tshark(files, "single")
+        sessions: Iterable[SmtpSession] = read_sessions_tshark(files, "single")
     else:
         sessions = iter_sessions(open_capture(files, "single"), stats=stats)
     for session in sessions:
@@ -149,7 +149,7 @@ def _report_name(args: argparse.Namespace) -> str:
     return first.name.split(".")[0] if len(files) == 1 else first.resolve().parent.name
 
 
-def _finding_line(finding: dict[str, Any]) -> str:
+def _finding_line(finding: Mapping[str, Any]) -> str:
     return visible(
         f"{finding['id']:>4} {finding['severity']:<8} {finding['confidence']:<9} "
         f"{finding['kind']:<26} {','.join(finding['sessions'])}: {finding['summary']}"
@@ -158,7 +158,7 @@ def _finding_line(finding: dict[str, Any]) -> str:
 
 def _cmd_analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from analyzer.pipeline import analyze
-    from analyzer.report import build_report, write
+    from analyzer.report import build_report
 
     if args.files and (args.client_side or args.server_side):
         raise UsageError("give either FILE or --client-side/--server-side, not both")
@@ -244,8 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="One row per SMTP session. Several files are one capture (a rotation set), "
         "merged in time order.",
     )
-    sessions.add_argument("files", nargs="+", metavar="FILE", help="pcap/pcapng file(s), may be gzipped")
-    sessions.add_argument("--json", action="store_true", help="JSON, in report.json's session shape")
+    sessions.add_argument(
+        "files", nargs="+", metavar="FILE", help="pcap/pcapng file(s), may be gzipped"
+    )
+    sessions.add_argument(
+        "--json", action="store_true", help="JSON, in report.json's session shape"
+    )
     sessions.add_argument(
         "--engine",
         choices=("native", "tshark"),
@@ -262,15 +266,30 @@ def build_parser() -> argparse.ArgumentParser:
         "diagnose the symptoms. Exit 0: no findings, 1: findings, 2: unusable input.",
     )
     analyze.add_argument("files", nargs="*", metavar="FILE", help="a single capture (rotation set)")
-    analyze.add_argument("--client-side", nargs="+", metavar="FILE",
-                         help="capture(s) taken between the client and the firewall (outside)")
-    analyze.add_argument("--server-side", nargs="+", metavar="FILE",
-                         help="capture(s) taken between the firewall and the server (inside)")
+    analyze.add_argument(
+        "--client-side",
+        nargs="+",
+        metavar="FILE",
+        help="capture(s) taken between the client and the firewall (outside)",
+    )
+    analyze.add_argument(
+        "--server-side",
+        nargs="+",
+        metavar="FILE",
+        help="capture(s) taken between the firewall and the server (inside)",
+    )
     analyze.add_argument("--out", metavar="DIR", help="output folder (default reports/<name>/)")
-    analyze.add_argument("--format", default="json,md,html",
-                         help="comma-separated: json, md, html (default all three)")
-    analyze.add_argument("--time-offset", type=float, metavar="SECONDS",
-                         help="server-side clock minus client-side clock (overrides the estimate)")
+    analyze.add_argument(
+        "--format",
+        default="json,md,html",
+        help="comma-separated: json, md, html (default all three)",
+    )
+    analyze.add_argument(
+        "--time-offset",
+        type=float,
+        metavar="SECONDS",
+        help="server-side clock minus client-side clock (overrides the estimate)",
+    )
     analyze.set_defaults(handler=_cmd_analyze)
 
     report = sub.add_parser("report", help="re-render a saved report.json")
@@ -299,7 +318,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line, never a traceback, unless asked for
         if os.environ.get("SMTPFW_DEBUG"):
             raise
-        err.write(f"smtpfw: internal error: {type(exc).__name__}: {exc} (SMTPFW_DEBUG=1 shows where)\n")
+        err.write(
+            f"smtpfw: internal error: {type(exc).__name__}: {exc} (SMTPFW_DEBUG=1 shows where)\n"
+        )
         return EXIT_INTERNAL
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import resource
 import shutil
 import struct
 import sys
@@ -20,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analyzer.capture import open_capture  # noqa: E402
+from analyzer.capture import open_capture
 
 MSS_PAYLOAD = 1448
 """Payload of a full segment with the 12-byte timestamp option on a 1500-byte MTU."""
@@ -63,7 +64,8 @@ def write_capture(path: Path, size: int) -> int:
             frames.append(_frame(flow, False, 5000, seqs[flow], b""))
             for frame in frames:
                 ts_us += 37
-                batch.append(RECORD.pack(ts_us // 1_000_000, ts_us % 1_000_000, len(frame), len(frame)))
+                sec, usec = divmod(ts_us, 1_000_000)
+                batch.append(RECORD.pack(sec, usec, len(frame), len(frame)))
                 batch.append(frame)
                 written += RECORD.size + len(frame)
                 records += 1
@@ -102,6 +104,8 @@ def main() -> None:
             f"pcap  {size / 1e6:.1f} MB, {records} records: {seconds:.2f} s, "
             f"{size / 1e6 / seconds:.1f} MB/s, {records / seconds / 1e3:.0f} k segments/s"
         )
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak resident memory {peak:.0f} MiB (the file is {size / 2**20:.0f} MiB)")
         if args.gzip:
             gz = tmp / "synthetic.pcap.gz"
             with open(path, "rb") as src, gzip.open(gz, "wb", compresslevel=1) as dst:

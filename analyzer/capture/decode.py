@@ -3,7 +3,9 @@
 Link layers: Ethernet with any stack of 802.1Q / 802.1ad / QinQ tags, Linux cooked v1 and v2,
 raw IP, BSD NULL and LOOP. Network: IPv4 (options, total-length trimming of Ethernet padding,
 fragments) and IPv6 (hop-by-hop, routing, fragment, destination-options and AH extension
-headers). Transport: TCP with the MSS, window-scale and timestamp options.
+headers; AH after IPv4 too). Transport: TCP with the MSS, window-scale and timestamp options.
+A total length of 0 (IPv4) or payload length of 0 (IPv6), as captures of segmentation-offload
+traffic show, means "up to the end of the frame".
 
 Only TCP becomes a `Segment`; every other frame is counted in `CaptureStats` (non-TCP, non-IP,
 unknown link type, malformed), never raised. Fragments go through `FragmentReassembler`; the
@@ -173,7 +175,7 @@ class Decoder:
                 hlen, proto_at, alen_at, addr_at = (
                     SLL_HEADER_LEN,
                     SLL_PROTOCOL_OFFSET,
-                    SLL_ADDR_LEN_OFFSET + 1,
+                    SLL_ADDR_LEN_OFFSET + 1,  # low byte of the 16-bit length
                     SLL_ADDR_OFFSET,
                 )
             else:
@@ -275,6 +277,13 @@ class Decoder:
                 buf = whole.payload
                 t = 0
                 end = ip_end = len(buf)
+            while proto == IPPROTO_AH:  # RFC 4302 §2.2: length in 32-bit words minus 2
+                if t + 2 > end:
+                    return self._malformed(frame_no, ts, "frame ends inside an AH header")
+                proto = buf[t]
+                t += (buf[t + 1] + 2) << 2
+                if t > ip_end:
+                    return self._malformed(frame_no, ts, "AH header longer than the IPv4 payload")
             if proto != IPPROTO_TCP:
                 self._stats.non_tcp += 1
                 return None
@@ -384,8 +393,12 @@ class Decoder:
                         wscale = buf[o + 2]
                     o += olen
         self._stats.tcp_segments += 1
+        frame: FrameRef = _new(FrameRef)  # FrameRef(...) built as in new_segment, below
+        _set_capture_id(frame, self.capture_id)
+        _set_frame_no(frame, frame_no)
+        _set_file_no(frame, self.file_no)
         return new_segment(
-            FrameRef(self.capture_id, frame_no, self.file_no),
+            frame,
             ts,
             texts[0],
             texts[1],
@@ -468,6 +481,7 @@ def _cite(frames: tuple[FrameRef, ...]) -> tuple[FrameRef, ...]:
 # The generated __init__ of a frozen dataclass sets each field through object.__setattr__,
 # which costs about 4 µs for Segment's 19 fields: half of the whole per-packet budget. Setting
 # the slots through their descriptors builds the identical object in well under half the time.
+# The same is done for the FrameRef of each segment.
 
 SEGMENT_FIELDS = (
     "frame",
@@ -517,6 +531,17 @@ _new = object.__new__
     _set_mss,
     _set_wscale,
 ) = (getattr(Segment, name).__set__ for name in SEGMENT_FIELDS)
+
+
+FRAME_REF_FIELDS = ("capture_id", "frame_no", "file_no")
+"""FrameRef's fields in declaration order; `decode` sets them the same way."""
+
+if tuple(f.name for f in dataclasses.fields(FrameRef)) != FRAME_REF_FIELDS:  # pragma: no cover
+    raise TypeError("FrameRef's fields changed: update FRAME_REF_FIELDS and Decoder.decode")
+
+_set_capture_id, _set_frame_no, _set_file_no = (
+    getattr(FrameRef, name).__set__ for name in FRAME_REF_FIELDS
+)
 
 
 def new_segment(

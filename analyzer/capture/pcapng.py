@@ -41,6 +41,9 @@ MIN_BLOCK_LEN = 12
 MAX_BLOCK_LEN = 16 * 1024 * 1024
 """A longer block is taken as damage (it also bounds the memory one block may take)."""
 
+MAX_INTERFACES = 65536
+"""Interfaces per section kept; more is taken as damage (it bounds the interface table)."""
+
 SHB_MIN_LEN = 28
 """header(8) byte-order magic(4) major(2) minor(2) section length(8) trailer(4)."""
 IDB_MIN_LEN = 20
@@ -273,6 +276,13 @@ def read_records(
                 if btype == BT_IDB:
                     if blen < IDB_MIN_LEN:
                         tally.stop(CaptureAnomaly.BAD_BLOCK, _short(btype, blen, frame))
+                        break
+                    if len(interfaces) >= MAX_INTERFACES:
+                        tally.stop(
+                            CaptureAnomaly.BAD_BLOCK,
+                            f"more than {MAX_INTERFACES} interfaces in one section after frame "
+                            f"{frame}; rest of file not read",
+                        )
                         break
                     interface = _interface(buf, body, bend, order)
                     interfaces.append(interface)

@@ -56,7 +56,8 @@ class CaptureFile:
     packets: int | None
     """Records in the file; None until `segments()` has read the file."""
     link_types: tuple[int, ...]
-    """Link type (pcap) or the interfaces' link types (pcapng) seen so far."""
+    """Link type (pcap) or the interfaces' link types (pcapng): at open time those declared
+    before the first packet, after `segments()` all of them."""
     format: CaptureFormat
     ts_resolution: float
     """Finest timestamp unit, in seconds (1e-6, 1e-9, ...)."""
@@ -81,7 +82,8 @@ class Capture:
     def segments(self) -> Iterator[Segment]:
         """Every TCP segment of every file, in file order then record order.
 
-        Each call reads the files again and starts a fresh `stats`.
+        Each call reads the files again and starts a fresh `stats`. Raises CaptureError only if
+        a file can no longer be opened or its header changed since `open_capture`.
         """
         stats = CaptureStats()
         self.stats = stats
@@ -110,10 +112,11 @@ class Capture:
         stats.note_time_span(tally.min_ts, tally.max_ts)
         name = info.path.name
         if tally.snaplen_cut:
+            snaplen = f" (snaplen {tally.snaplen})" if tally.format == "pcap" else ""
             stats.add_anomaly(
                 CaptureAnomaly.SNAPLEN_CUT,
-                f"{name}: {tally.snaplen_cut} frame(s) captured shorter than sent "
-                f"(snaplen {tally.snaplen}); the first is frame {tally.first_cut_frame}",
+                f"{name}: {tally.snaplen_cut} frame(s) captured shorter than sent{snaplen}; "
+                f"the first is frame {tally.first_cut_frame}",
                 (self._frame(tally.first_cut_frame, file_no),),
             )
         if tally.backwards:
@@ -137,6 +140,7 @@ class Capture:
             last_ts=tally.last_ts,
             packets=tally.packets,
             link_types=tuple(tally.link_types),
+            ts_resolution=tally.ts_resolution,
         )
         files = list(self.files)
         files[file_no] = updated
@@ -236,14 +240,16 @@ def _records(source: Source, sink: RecordSink[T], tally: FileTally) -> Generator
         tally.format = "empty"
         return _nothing()
     magic = buf[:4]
-    if len(magic) == 4 and pcap.magic_kind(magic) is not None:
+    if len(magic) < 4:
+        raise CaptureError(path, f"too short to be a capture file ({len(buf)} bytes)")
+    if pcap.magic_kind(magic) is not None:
         header = pcap.parse_header(buf, path)
         return pcap.read_records(chunks, buf, header, sink, tally)
     if magic == PCAPNG_MAGIC:
         pcapng.check_first_section(buf, path)
         return pcapng.read_records(chunks, buf, sink, tally)
     wrapped = " inside gzip" if source.compressed else ""
-    if len(magic) == 4 and pcap.is_kuznetzov(magic):
+    if pcap.is_kuznetzov(magic):
         raise CaptureError(path, f"modified (Kuznetzov) pcap format{wrapped} is not supported")
     for prefix, what in OTHER_MAGICS:
         if magic.startswith(prefix):

@@ -29,14 +29,15 @@ _READ_ERRORS = (OSError, EOFError, zlib.error)
 class Readable(Protocol):
     """What `ChunkReader` needs of a stream."""
 
-    def read(self, size: int = -1, /) -> bytes: ...
+    def read1(self, size: int = -1, /) -> bytes: ...
 
 
 class ChunkReader:
     """Reads a binary stream in `CHUNK_SIZE` pieces on demand.
 
-    A read error (corrupt gzip, I/O error) ends the stream early; `error` then says why, and the
-    format reader reports the file as cut short instead of raising.
+    Reads go through `read1`, one underlying read or decompression step at a time, so that a
+    read error (corrupt or cut gzip, I/O error) loses nothing already read: the stream then
+    simply ends, `error` says why, and the format reader reports the file as cut short.
     """
 
     __slots__ = ("_stream", "error")
@@ -48,13 +49,16 @@ class ChunkReader:
     def refill(self, buf: bytes, pos: int, need: int) -> bytes:
         """Return `buf[pos:]` extended by further reads until it holds `need` bytes.
 
-        The result is shorter than `need` only when the stream ended (or failed) first.
+        Reads at least `CHUNK_SIZE` bytes when the stream has them. The result is shorter
+        than `need` only when the stream ended (or failed) first.
         """
         parts = [buf[pos:]] if pos < len(buf) else []
         have = len(buf) - pos if pos < len(buf) else 0
-        while have < need and self.error is None:
+        target = max(need, have + CHUNK_SIZE)
+        read1 = self._stream.read1
+        while have < target and self.error is None:
             try:
-                data = self._stream.read(max(CHUNK_SIZE, need - have))
+                data = read1(target - have)
             except _READ_ERRORS as exc:
                 self.error = _describe(exc)
                 break

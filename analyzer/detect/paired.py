@@ -87,7 +87,9 @@ def _sent_and_received(
     sender, receiver = (client, server) if d.direction is C2S else (server, client)
     return (
         evidence(sender, d.sent_frame, d.sent_ts, d.direction, sent_text, "as sent"),
-        evidence(receiver, d.received_frame, d.received_ts, d.direction, received_text, "as received"),
+        evidence(
+            receiver, d.received_frame, d.received_ts, d.direction, received_text, "as received"
+        ),
     )
 
 
@@ -213,7 +215,9 @@ def commands(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
     if _typed_by_hand(client):
         proof: list[Evidence] = []
         for p in hits[:4]:
-            proof.extend(_sent_and_received(al, p.divergence, p.sent_line.text, p.received_line.text))  # type: ignore[union-attr]
+            sent_text = p.sent_line.text if p.sent_line else ""
+            received_text = p.received_line.text if p.received_line else ""
+            proof.extend(_sent_and_received(al, p.divergence, sent_text, received_text))
         return [
             Finding(
                 kind=FindingKind.INTERACTIVE_TEST_ARTEFACT,
@@ -375,11 +379,18 @@ def tls_downgrade(al: PairAlignment, found: list[Finding]) -> list[Finding]:
     why = [
         f
         for f in found
-        if (f.kind is FindingKind.EHLO_KEYWORD_MASKED
-            and any(m["original"] == "STARTTLS" for m in f.details.get("masked", ())))
-        or (f.kind is FindingKind.EHLO_KEYWORD_REMOVED and "STARTTLS" in f.details.get("removed", ()))
-        or (f.kind in (FindingKind.COMMAND_MASKED, FindingKind.COMMAND_REPLACED)
-            and f.details.get("original") == "STARTTLS")
+        if (
+            f.kind is FindingKind.EHLO_KEYWORD_MASKED
+            and any(m["original"] == "STARTTLS" for m in f.details.get("masked", ()))
+        )
+        or (
+            f.kind is FindingKind.EHLO_KEYWORD_REMOVED
+            and "STARTTLS" in f.details.get("removed", ())
+        )
+        or (
+            f.kind in (FindingKind.COMMAND_MASKED, FindingKind.COMMAND_REPLACED)
+            and f.details.get("original") == "STARTTLS"
+        )
     ]
     if not why:
         return []
@@ -397,8 +408,14 @@ def tls_downgrade(al: PairAlignment, found: list[Finding]) -> list[Finding]:
         proof.extend(f.evidence[:2])
     for txn in cleartext[:3]:
         proof.append(
-            evidence(client, txn.frame, txn.start_ts, C2S, f"MAIL FROM:<{txn.mail_from}>",
-                     "sent without TLS")
+            evidence(
+                client,
+                txn.frame,
+                txn.start_ts,
+                C2S,
+                f"MAIL FROM:<{txn.mail_from}>",
+                "sent without TLS",
+            )
         )
     return [
         Finding(
@@ -429,9 +446,8 @@ def _crossed_headers(
     crossed: list[HeaderField] = []
     for i, header in enumerate(headers):
         end = headers[i + 1].offset if i + 1 < len(headers) else None
-        if end is not None and end <= received_end:
-            crossed.append(header)
-        elif end is None and header.offset + header.longest_line + 2 <= received_end:
+        last_byte = end if end is not None else header.offset + header.longest_line + 2
+        if last_byte <= received_end:
             crossed.append(header)
         else:
             return crossed, header
@@ -442,8 +458,11 @@ def resets(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
     """Forged resets, and what the connection was doing when the middlebox killed it."""
     client, server = al.pair.client_side, al.pair.server_side
     forged = [m for m in al.end_mismatches if m.kind is EndKind.RST]
-    truncated = [p.divergence for p in placed if p.divergence.direction is C2S
-                 and p.divergence.kind is DivergenceKind.TRUNCATION]
+    truncated = [
+        p.divergence
+        for p in placed
+        if p.divergence.direction is C2S and p.divergence.kind is DivergenceKind.TRUNCATION
+    ]
     findings: list[Finding] = []
     if forged:
         proof = []
@@ -486,14 +505,22 @@ def resets(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
         return findings
     received_end = server.stats.client_to_server.bytes + server.stats.client_to_server.gap_bytes
     txn = transaction_at(client, received_end)
-    if txn is None or txn.complete and not truncated:
+    if txn is None or (txn.complete and not truncated):
         return findings
     crossed, cut = _crossed_headers(txn, received_end)
     killer = forged[0].end if forged else None
     tail: list[Evidence] = []
     if killer is not None:
-        tail.append(evidence(client if forged[0].seen_in == "client_side" else server,
-                             killer.frame, killer.ts, forged[0].direction, "RST", "the reset"))
+        tail.append(
+            evidence(
+                client if forged[0].seen_in == "client_side" else server,
+                killer.frame,
+                killer.ts,
+                forged[0].direction,
+                "RST",
+                "the reset",
+            )
+        )
     long_header = next(
         (h for h in txn.headers if h.longest_line > HEADER_LINE_LIMIT and h not in crossed), None
     )
@@ -504,15 +531,21 @@ def resets(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
                 severity=Severity.HIGH,
                 confidence=Confidence.CONFIRMED,
                 sessions=_ids(al),
-                summary=f"The connection was dropped in DATA when a {long_header.longest_line}-octet "
+                summary="The connection was dropped in DATA when a "
+                f"{long_header.longest_line}-octet "
                 f"header line ({long_header.name}) reached the firewall; the server never got it "
                 "and the message was not delivered.",
                 cause=remedies.CAUSE_LONG_HEADER,
                 remediation=remedies.LONG_HEADER,
                 evidence=(
-                    evidence(client, long_header.frame, long_header.ts, C2S,
-                             f"{long_header.name}: {long_header.value[:120]}",
-                             f"header line of {long_header.longest_line} octets, as sent"),
+                    evidence(
+                        client,
+                        long_header.frame,
+                        long_header.ts,
+                        C2S,
+                        f"{long_header.name}: {long_header.value[:120]}",
+                        f"header line of {long_header.longest_line} octets, as sent",
+                    ),
                     *tail,
                 ),
                 details={
@@ -538,12 +571,26 @@ def resets(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
                 cause=remedies.CAUSE_DKIM,
                 remediation=remedies.DKIM_BUG,
                 evidence=(
-                    evidence(client, last.frame, last.ts, C2S, f"{last.name}: {last.value[:120]}",
-                             "last header the client sent before the reset"),
+                    evidence(
+                        client,
+                        last.frame,
+                        last.ts,
+                        C2S,
+                        f"{last.name}: {last.value[:120]}",
+                        "last header the client sent before the reset",
+                    ),
                     *(
-                        [evidence(server, h.last_frame or h.frame, h.ts, C2S,
-                                  f"{h.name}: {h.value[:120]}", "last header the server received")
-                         for h in _server_header(server, last)]
+                        [
+                            evidence(
+                                server,
+                                h.last_frame or h.frame,
+                                h.ts,
+                                C2S,
+                                f"{h.name}: {h.value[:120]}",
+                                "last header the server received",
+                            )
+                            for h in _server_header(server, last)
+                        ]
                     ),
                     *tail,
                 ),
@@ -580,16 +627,24 @@ def leftovers(al: PairAlignment, placed: list[Placed], found: list[Finding]) -> 
         FindingKind.RESET_AFTER_DKIM_HEADER,
         FindingKind.HEADER_LINE_TOO_LONG_DROP,
     }
-    command_kinds = {FindingKind.COMMAND_MASKED, FindingKind.COMMAND_REPLACED,
-                     FindingKind.INTERACTIVE_TEST_ARTEFACT}
+    command_kinds = {
+        FindingKind.COMMAND_MASKED,
+        FindingKind.COMMAND_REPLACED,
+        FindingKind.INTERACTIVE_TEST_ARTEFACT,
+    }
     modified: list[Placed] = []
     missing: list[Placed] = []
     for p in placed:
         d = p.divergence
         if p.place in explained_places:
             continue
-        if p.place is Place.COMMAND and kinds & command_kinds and p.sent_line and p.received_line \
-                and p.sent_line.verb != p.received_line.verb:
+        if (
+            p.place is Place.COMMAND
+            and kinds & command_kinds
+            and p.sent_line
+            and p.received_line
+            and p.sent_line.verb != p.received_line.verb
+        ):
             continue
         if d.kind is DivergenceKind.TRUNCATION and connection_killed:
             continue
@@ -603,8 +658,11 @@ def leftovers(al: PairAlignment, placed: list[Placed], found: list[Finding]) -> 
     if modified:
         proof: list[Evidence] = []
         for p in modified[:5]:
-            proof.extend(_sent_and_received(al, p.divergence, decode(p.divergence.sent),
-                                            decode(p.divergence.received)))
+            proof.extend(
+                _sent_and_received(
+                    al, p.divergence, decode(p.divergence.sent), decode(p.divergence.received)
+                )
+            )
         findings.append(
             Finding(
                 kind=FindingKind.PAYLOAD_MODIFIED,

@@ -14,8 +14,14 @@ from .paired import PAIR_DETECTORS, detect_pair
 from .single import SESSION_DETECTORS, detect_single
 from .unmatched import unmatched
 
-__all__ = ["PAIR_DETECTORS", "SESSION_DETECTORS", "detect_pair", "detect_single", "number",
-           "unmatched"]
+__all__ = [
+    "PAIR_DETECTORS",
+    "SESSION_DETECTORS",
+    "detect_pair",
+    "detect_single",
+    "number",
+    "unmatched",
+]
 
 
 def number(findings: Iterable[Finding], start_of: dict[str, float]) -> list[Finding]:

@@ -71,7 +71,8 @@ PROXY = (
 )
 
 RESET = (
-    "Find the device that sent the reset (its TTL, IP-ID and MAC are in the evidence) and check its "
+    "Find the device that sent the reset (its TTL, IP-ID and MAC are in the evidence) and check "
+    "its "
     "SMTP inspection and intrusion-prevention logs for this connection."
 )
 
@@ -94,7 +95,8 @@ CAUSE_BANNER = (
     "turns every character except '2', '0' and space into '*') to hide the server's software."
 )
 CAUSE_DKIM = (
-    "PIX releases before 7.2(3) terminate SMTP connections after duplicate-looking headers, notably "
+    "PIX releases before 7.2(3) terminate SMTP connections after duplicate-looking headers, "
+    "notably "
     "DKIM-Signature and DomainKey-Signature (Cisco ESA Q&A 118550; PIX logs `SMTP: Multiple "
     "Content-Type headers!`). The sender sees the connection die in DATA and retries forever."
 )
@@ -132,6 +134,7 @@ REMEDY_UNMATCHED = (
     "look for this connection in the firewall's connection log."
 )
 REMEDY_INTERACTIVE = (
-    "Test with a real SMTP client (swaks, or the MTA itself) that sends whole lines, or paste whole "
+    "Test with a real SMTP client (swaks, or the MTA itself) that sends whole lines, or paste "
+    "whole "
     "lines into telnet; judge the firewall only from such sessions."
 )

@@ -47,8 +47,22 @@ KEYWORDS_BY_LENGTH: dict[int, tuple[str, ...]] = {
 the length says which keyword it may have been."""
 
 KNOWN_VERBS = frozenset(
-    {"HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY", "EXPN", "HELP",
-     "AUTH", "BDAT", "ETRN"}
+    {
+        "HELO",
+        "EHLO",
+        "MAIL",
+        "RCPT",
+        "DATA",
+        "RSET",
+        "NOOP",
+        "QUIT",
+        "VRFY",
+        "EXPN",
+        "HELP",
+        "AUTH",
+        "BDAT",
+        "ETRN",
+    }
 )
 """Verbs every ESMTP server knows (RFC 5321 §4.1, RFC 4954, RFC 3030, RFC 1985): a server that
 calls one of them unknown did not receive it as sent."""

@@ -60,8 +60,11 @@ def masked_keywords(session: SmtpSession) -> list[Finding]:
     guesses = {m: candidates_for_mask(m) for m in masks}
     likely_starttls = [m for m in masks if "STARTTLS" in guesses[m]]
     reply = next(
-        (line for line in session.lines
-         if line.direction is S2C and answered_verb(session, line) == "EHLO"),
+        (
+            line
+            for line in session.lines
+            if line.direction is S2C and answered_verb(session, line) == "EHLO"
+        ),
         None,
     )
     proof = (line_evidence(session, reply, "EHLO reply"),) if reply else ()
@@ -78,8 +81,11 @@ def masked_keywords(session: SmtpSession) -> list[Finding]:
             cause=remedies.CAUSE_KEYWORD_MASK,
             remediation=remedies.ASA_ALLOW_TLS,
             evidence=proof,
-            details={"masked": [{"original": None, "mask": m, "candidates": list(guesses[m])}
-                                for m in masks]},
+            details={
+                "masked": [
+                    {"original": None, "mask": m, "candidates": list(guesses[m])} for m in masks
+                ]
+            },
         )
     ]
 
@@ -97,8 +103,12 @@ def _garbled(session: SmtpSession) -> list[Line]:
         if line.verb in ("STARTTLS",):
             continue  # its own detector: starttls_rejected
         reply = next((r for r in session.lines[i + 1 :] if r.answers == i), None)
-        if reply is not None and line.verb in KNOWN_VERBS and reply.code in REJECT_UNKNOWN_CODES \
-                and rejects_unknown_command(reply.code, reply.text):
+        if (
+            reply is not None
+            and line.verb in KNOWN_VERBS
+            and reply.code in REJECT_UNKNOWN_CODES
+            and rejects_unknown_command(reply.code, reply.text)
+        ):
             found.append(line)
     return found
 
@@ -162,21 +172,32 @@ def rejected_starttls(session: SmtpSession) -> list[Finding]:
             confidence=confidence,
             sessions=(session.id,),
             summary=f"STARTTLS was answered {reply.text!r}"
-            + (": the server did not recognise the command, the sign of a firewall that masked it "
-               "on the way (STARTTLS → XXXXXXXX)" if unknown else "")
+            + (
+                ": the server did not recognise the command, the sign of a firewall that masked it "
+                "on the way (STARTTLS → XXXXXXXX)"
+                if unknown
+                else ""
+            )
             + (", after an EHLO reply with a masked keyword" if masked_offer else "")
             + ".",
             cause=remedies.CAUSE_STARTTLS_REJECTED
-            + (" " + remedies.CAUSE_COMMAND_MASK if unknown else
-               " A temporary refusal (454) is usually the server's own TLS problem."),
-            remediation=remedies.ASA_ALLOW_TLS if unknown else
-            "Check the server's TLS configuration (certificate, key) and its logs.",
+            + (
+                " " + remedies.CAUSE_COMMAND_MASK
+                if unknown
+                else " A temporary refusal (454) is usually the server's own TLS problem."
+            ),
+            remediation=remedies.ASA_ALLOW_TLS
+            if unknown
+            else "Check the server's TLS configuration (certificate, key) and its logs.",
             evidence=(
                 line_evidence(session, command, "STARTTLS"),
                 line_evidence(session, reply, "the reply"),
             ),
-            details={"reply_code": reply.code, "reply_text": reply.text,
-                     "replied_by": "unknown (one capture)"},
+            details={
+                "reply_code": reply.code,
+                "reply_text": reply.text,
+                "replied_by": "unknown (one capture)",
+            },
         )
     ]
 
@@ -198,14 +219,23 @@ def cleartext_after_damage(session: SmtpSession) -> list[Finding]:
             confidence=Confidence.LIKELY,
             sessions=(session.id,),
             summary="TLS never started although the server most likely offers STARTTLS ("
-            + ("masked keyword " + ", ".join(masked_8) if masked_8 else "STARTTLS rejected as "
-               "unknown")
+            + (
+                "masked keyword " + ", ".join(masked_8)
+                if masked_8
+                else "STARTTLS rejected as unknown"
+            )
             + f"); {len(cleartext)} message(s) crossed in cleartext.",
             cause=remedies.CAUSE_DOWNGRADE,
             remediation=remedies.ASA_ALLOW_TLS,
             evidence=tuple(
-                evidence(session, t.frame, t.start_ts, C2S, f"MAIL FROM:<{t.mail_from}>",
-                         "sent without TLS")
+                evidence(
+                    session,
+                    t.frame,
+                    t.start_ts,
+                    C2S,
+                    f"MAIL FROM:<{t.mail_from}>",
+                    "sent without TLS",
+                )
                 for t in cleartext[:3]
             ),
             details={"messages_in_cleartext": len(cleartext)},
@@ -220,23 +250,37 @@ def reset_in_data(session: SmtpSession) -> list[Finding]:
     # A message without the server's final reply: cut in DATA (the client may have sent all of
     # it before the reset reached it, so the end-of-data mark alone proves nothing).
     txn = next(
-        (t for t in reversed(session.transactions)
-         if t.data_started and (not t.complete or t.reply_code is None)),
+        (
+            t
+            for t in reversed(session.transactions)
+            if t.data_started and (not t.complete or t.reply_code is None)
+        ),
         None,
     )
     if txn is None or not txn.headers:
         return []
     reset = next(end for end in session.ends if end.kind is EndKind.RST)
     server_error = any(
-        line.direction is S2C and line.code is not None and line.code >= 400
+        line.direction is S2C
+        and line.code is not None
+        and line.code >= 400
         and line.ts >= txn.start_ts
         for line in session.lines
     )
     foreign = reset.usual_origin is not None and reset.origin.ttl != reset.usual_origin.ttl
-    reset_proof = evidence(session, reset.frame, reset.ts, reset.direction, "RST",
-                           f"TTL {reset.origin.ttl}"
-                           + (f", the sender's other packets TTL {reset.usual_origin.ttl}"
-                              if reset.usual_origin else ""))
+    reset_proof = evidence(
+        session,
+        reset.frame,
+        reset.ts,
+        reset.direction,
+        "RST",
+        f"TTL {reset.origin.ttl}"
+        + (
+            f", the sender's other packets TTL {reset.usual_origin.ttl}"
+            if reset.usual_origin
+            else ""
+        ),
+    )
     long_header = next((h for h in txn.headers if h.longest_line > HEADER_LINE_LIMIT), None)
     if long_header is not None:
         strong = (long_header is txn.headers[-1] or foreign) and not server_error
@@ -246,13 +290,19 @@ def reset_in_data(session: SmtpSession) -> list[Finding]:
                 severity=Severity.HIGH,
                 confidence=Confidence.LIKELY if strong else Confidence.POSSIBLE,
                 sessions=(session.id,),
-                summary=f"The connection was reset in DATA after a {long_header.longest_line}-octet "
+                summary="The connection was reset in DATA after a "
+                f"{long_header.longest_line}-octet "
                 f"header line ({long_header.name}), over RFC 5322's 998.",
                 cause=remedies.CAUSE_LONG_HEADER,
                 remediation=remedies.LONG_HEADER,
                 evidence=(
-                    evidence(session, long_header.frame, long_header.ts, C2S,
-                             f"{long_header.name}: {long_header.value[:120]}"),
+                    evidence(
+                        session,
+                        long_header.frame,
+                        long_header.ts,
+                        C2S,
+                        f"{long_header.name}: {long_header.value[:120]}",
+                    ),
                     reset_proof,
                 ),
                 details={"header": long_header.name, "line_length": long_header.longest_line},
@@ -261,16 +311,21 @@ def reset_in_data(session: SmtpSession) -> list[Finding]:
     if server_error:
         return []
     last = txn.headers[-1]
-    signature = last if last.is_signature else next(
-        (h for h in reversed(txn.headers) if h.is_signature), None
+    signature = (
+        last
+        if last.is_signature
+        else next((h for h in reversed(txn.headers) if h.is_signature), None)
     )
     if signature is None:
         return []
     # Seen from the server, the last header that arrived is the one the box choked on; seen
     # from the client, the client may have sent more before the forged reset reached it.
     confidence = (
-        Confidence.LIKELY if signature is last and (foreign or reset.direction is S2C)
-        or signature is not last and foreign
+        Confidence.LIKELY
+        if (signature is last
+        and (foreign or reset.direction is S2C))
+        or (signature is not last
+        and foreign)
         else Confidence.POSSIBLE
     )
     where = "right after" if signature is last else "after"
@@ -286,12 +341,22 @@ def reset_in_data(session: SmtpSession) -> list[Finding]:
             cause=remedies.CAUSE_DKIM,
             remediation=remedies.DKIM_BUG,
             evidence=(
-                evidence(session, signature.frame, signature.ts, C2S,
-                         f"{signature.name}: {signature.value[:120]}", "the signature header"),
+                evidence(
+                    session,
+                    signature.frame,
+                    signature.ts,
+                    C2S,
+                    f"{signature.name}: {signature.value[:120]}",
+                    "the signature header",
+                ),
                 reset_proof,
             ),
-            details={"header": signature.name, "offset": signature.offset,
-                     "line_length": signature.longest_line, "last_header": last.name},
+            details={
+                "header": signature.name,
+                "offset": signature.offset,
+                "line_length": signature.longest_line,
+                "last_header": last.name,
+            },
         )
     ]
 
@@ -299,8 +364,10 @@ def reset_in_data(session: SmtpSession) -> list[Finding]:
 def foreign_reset(session: SmtpSession) -> list[Finding]:
     """A reset whose TTL differs from its apparent sender's other packets."""
     odd = [
-        end for end in session.ends
-        if end.kind is EndKind.RST and end.usual_origin is not None
+        end
+        for end in session.ends
+        if end.kind is EndKind.RST
+        and end.usual_origin is not None
         and end.origin.ttl != end.usual_origin.ttl
     ]
     if not odd:
@@ -317,8 +384,10 @@ def foreign_reset(session: SmtpSession) -> list[Finding]:
             cause=remedies.CAUSE_RESET,
             remediation=remedies.RESET,
             evidence=(evidence(session, end.frame, end.ts, end.direction, "RST"),),
-            details={"ttl": end.origin.ttl,
-                     "usual_ttl": end.usual_origin.ttl if end.usual_origin else None},
+            details={
+                "ttl": end.origin.ttl,
+                "usual_ttl": end.usual_origin.ttl if end.usual_origin else None,
+            },
         )
         for end in odd[:1]
     ]
@@ -347,8 +416,12 @@ def inconsistent_starttls(sessions: Sequence[SmtpSession]) -> list[Finding]:
     findings: list[Finding] = []
     for server, group in sorted(by_server.items()):
         offered = [s for s in group if "STARTTLS" in s.ehlo_keywords]
-        missing = [s for s in group if "STARTTLS" not in s.ehlo_keywords
-                   and not any(is_masked_keyword(k) for k in s.ehlo_keywords)]
+        missing = [
+            s
+            for s in group
+            if "STARTTLS" not in s.ehlo_keywords
+            and not any(is_masked_keyword(k) for k in s.ehlo_keywords)
+        ]
         if not offered or not missing:
             continue
         clients = sorted({s.flow.client.ip for s in missing})
@@ -364,10 +437,22 @@ def inconsistent_starttls(sessions: Sequence[SmtpSession]) -> list[Finding]:
                 cause=remedies.CAUSE_PROXY,
                 remediation=remedies.PROXY,
                 evidence=(
-                    evidence(offered[0], offered[0].banner_frame, offered[0].start_ts, S2C,
-                             ",".join(offered[0].ehlo_keywords), "STARTTLS offered"),
-                    evidence(missing[0], missing[0].banner_frame, missing[0].start_ts, S2C,
-                             ",".join(missing[0].ehlo_keywords), "STARTTLS absent"),
+                    evidence(
+                        offered[0],
+                        offered[0].banner_frame,
+                        offered[0].start_ts,
+                        S2C,
+                        ",".join(offered[0].ehlo_keywords),
+                        "STARTTLS offered",
+                    ),
+                    evidence(
+                        missing[0],
+                        missing[0].banner_frame,
+                        missing[0].start_ts,
+                        S2C,
+                        ",".join(missing[0].ehlo_keywords),
+                        "STARTTLS absent",
+                    ),
                 ),
             )
         )

@@ -37,9 +37,14 @@ def unmatched(
                 cause=remedies.CAUSE_UNMATCHED,
                 remediation=remedies.REMEDY_UNMATCHED,
                 evidence=(
-                    evidence(s, s.flow.syn_frame or s.banner_frame, s.start_ts,
-                             Direction.CLIENT_TO_SERVER, f"{s.client} → {s.server}",
-                             "first packet of the session"),
+                    evidence(
+                        s,
+                        s.flow.syn_frame or s.banner_frame,
+                        s.start_ts,
+                        Direction.CLIENT_TO_SERVER,
+                        f"{s.client} → {s.server}",
+                        "first packet of the session",
+                    ),
                 ),
                 details={"inside_other_capture_span": inside},
             )
