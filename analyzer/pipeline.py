@@ -15,15 +15,6 @@ from dataclasses import dataclass, field
 
 from analyzer._common import Anomaly, Direction
 from analyzer.capture import Capture, CaptureFile, CaptureStats, open_capture
-from analyzer.flows import FlowTable
-from analyzer.flows.events import (
-    EndKind,
-    FlowInfo,
-    FlowStats,
-    StreamData,
-    StreamEnd,
-    StreamGap,
-)
 from analyzer.correlate import (
     ClockEstimate,
     PairAlignment,
@@ -33,6 +24,15 @@ from analyzer.correlate import (
     pair_sessions,
 )
 from analyzer.detect import Finding, detect_pair, detect_single, number, unmatched
+from analyzer.flows import FlowTable
+from analyzer.flows.events import (
+    EndKind,
+    FlowInfo,
+    FlowStats,
+    StreamData,
+    StreamEnd,
+    StreamGap,
+)
 from analyzer.flows.record import StreamPair
 from analyzer.session.builder import SessionBuilder
 from analyzer.session.model import SmtpSession
@@ -42,6 +42,7 @@ from analyzer.smtp import (
     looks_like_smtp_server,
     sender_is_server,
 )
+from analyzer.tunnel import PreambleSkipper, is_connect_request
 
 MAIL_PORTS = frozenset({25, 587, 2525})
 """Cleartext mail ports: 25 (relay, RFC 5321), 587 (submission, RFC 6409), 2525 (common spare).
@@ -64,6 +65,8 @@ class _Flow:
     smtp: bool | None = None
     sniffed: dict[Direction, bytes] = field(default_factory=dict)
     streams: StreamPair | None = None
+    tunnel: dict[Direction, PreambleSkipper] | None = None
+    """HTTP CONNECT preambles to skip, when the flow is SMTP through a proxy tunnel."""
 
 
 @dataclass(slots=True)
@@ -115,6 +118,20 @@ class _SessionSink:
         state = self.flows.get(flow.index)
         if state is None:
             return
+        if (
+            state.smtp is None
+            and state.tunnel is None
+            and data.direction is Direction.CLIENT_TO_SERVER
+            and Direction.CLIENT_TO_SERVER not in state.sniffed
+            and is_connect_request(data.data[:SNIFF_BYTES])
+        ):
+            # Perhaps SMTP through an HTTP proxy: decided on the tunnelled bytes.
+            state.tunnel = {d: PreambleSkipper() for d in Direction}
+        if state.tunnel is not None:
+            offset, payload = state.tunnel[data.direction].feed(data.offset, data.data)
+            if not payload:
+                return
+            data = StreamData(data.direction, offset, payload, data.frame, data.ts)
         if state.smtp is None:
             self._sniff(state, data)
             if state.smtp is False:
@@ -187,7 +204,7 @@ def _role_hint(first_bytes: bytes, sport: int, dport: int) -> bool | None:
 
 @dataclass(slots=True)
 class CaptureRun:
-    """One capture read end to end: its sessions (in the order their connections ended) and counts."""
+    """One capture read end to end: its sessions (ordered by start) and counts."""
 
     capture_id: str
     files: tuple[CaptureFile, ...]
@@ -230,7 +247,7 @@ def run_capture(
 def read_sessions(
     path: PathLike | Sequence[PathLike], capture_id: str = "single"
 ) -> list[SmtpSession]:
-    """Every SMTP session in a capture file (or a rotation set given as a list), ordered by start."""
+    """Every SMTP session in a capture file (or a rotation set given as a list), by start."""
     paths = [path] if isinstance(path, str | os.PathLike) else list(path)
     return run_capture(paths, capture_id).sessions
 

@@ -59,6 +59,9 @@ class _Txn:
     headers: list[HeaderField] = field(default_factory=list)
     header_block: bytes | None = None
     end_ts: float | None = None
+    mail_command: int = 0
+    """id() of the MAIL command that opened it, to recognise the reply to it."""
+    mail_accepted: bool = False
 
     def freeze(self) -> MailTransaction:
         summary = summarize(self.header_block) if self.header_block else None
@@ -102,6 +105,8 @@ class SessionBuilder:
         self._ends: list[StreamEnd] = []
         self._txns: list[MailTransaction] = []
         self._txn: _Txn | None = None
+        self._outer: _Txn | None = None
+        """The open transaction while a nested MAIL awaits its reply."""
         self._banner: Reply | None = None
         self._helo: Command | None = None
         self._ehlo_reply: Reply | None = None
@@ -189,7 +194,13 @@ class SessionBuilder:
             if self._helo is None:
                 self._helo = cmd
         elif verb == "MAIL":
-            self._close_txn()
+            current = self._txn
+            if current is not None and current.mail_accepted and not current.data_started:
+                # A MAIL inside an open transaction: the server will most likely refuse it
+                # (503) and the first envelope stays in effect; decided when the reply comes.
+                self._outer = current
+            else:
+                self._close_txn()
             path, params = parse_path(cmd.args.partition(b":")[2] if b":" in cmd.args else cmd.args)
             self._txn = _Txn(
                 index=len(self._txns),
@@ -197,6 +208,7 @@ class SessionBuilder:
                 mail_params=tuple(sorted(params.items())),
                 start_ts=cmd.ts,
                 frame=cmd.frame,
+                mail_command=id(cmd),
             )
         elif verb == "RCPT":
             if self._txn is not None:
@@ -253,9 +265,7 @@ class SessionBuilder:
             if self._starttls_reply is None:
                 self._starttls_reply = reply
         elif verb == "MAIL":
-            if self._txn is not None and not (200 <= reply.code < 300):
-                self._txn.reply_code = reply.code
-                self._txn.reply_text = _reply_text(reply)
+            self._on_mail_reply(reply)
         elif verb == "RCPT":
             if self._txn is not None and 200 <= reply.code < 300:
                 path, _ = parse_path(cmd.args.partition(b":")[2] if b":" in cmd.args else cmd.args)
@@ -267,8 +277,31 @@ class SessionBuilder:
                     self._txn.reply_code = reply.code
                     self._txn.reply_text = _reply_text(reply)
                     self._txn.end_ts = reply.end_ts
+                    if self._txn.complete:
+                        self._close_txn()  # the envelope ends with the reply to its message
         elif verb == "QUIT":
             self._quit_answered = True
+
+    def _on_mail_reply(self, reply: Reply) -> None:
+        txn, outer = self._txn, self._outer
+        if txn is None or reply.command is None or txn.mail_command != id(reply.command):
+            return
+        accepted = 200 <= reply.code < 300
+        if outer is not None:
+            self._outer = None
+            if accepted:  # the server let the new MAIL replace the open transaction
+                self._txn = outer
+                self._close_txn()
+                self._txn = txn
+            else:  # refused: the first envelope is still the one in effect
+                outer.rcpt_to.extend(txn.rcpt_to)
+                outer.accepted.extend(txn.accepted)
+                self._txn = outer
+                return
+        txn.mail_accepted = accepted
+        if not accepted:
+            txn.reply_code = reply.code
+            txn.reply_text = _reply_text(reply)
 
     def _on_data_end(self, event: DataEnd) -> None:
         if self._txn is None:

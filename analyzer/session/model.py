@@ -1,4 +1,4 @@
-"""SMTP sessions as users see them: connection state (`SmtpSession`) and envelopes (`MailTransaction`).
+"""SMTP sessions as users see them: connection state (`SmtpSession`), envelopes (`MailTransaction`).
 
 Values only, decoded to text (`surrogateescape`, so no captured byte is lost). Built by
 `session.builder` from the SMTP observer's events; nothing here parses bytes or sees packets.

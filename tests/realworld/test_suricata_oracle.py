@@ -9,6 +9,7 @@ those values. Suricata writes paths with their angle brackets; smtpfw stores the
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,15 @@ from analyzer.session.model import SmtpSession
 SURICATA = Path(__file__).resolve().parents[3] / "shared" / "realworld" / "suricata-verify"
 _RCPT = re.compile(r"smtp\.rcpt_to\[(\d+)\]")
 
-# (test dir, field) → why smtpfw differs from Suricata's expectation.
-KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {}
+# test dir → (why smtpfw differs, how to turn Suricata's expectation into smtpfw's value).
+KNOWN_DIFFERENCES: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+    "smtp-long-command": (
+        "The client's 4 KB HELO line exceeds Suricata's line limit; Suricata keeps the line's CR "
+        "in the HELO name it logs. smtpfw strips the CRLF terminator from every command line "
+        "(and reports the overlong line as an anomaly), so its HELO name has no trailing CR.",
+        lambda expected: {**expected, "smtp.helo": str(expected["smtp.helo"]).rstrip("\r")},
+    ),
+}
 
 
 def _pcap(test_dir: Path, spec: dict[str, Any]) -> Path | None:
@@ -39,8 +47,12 @@ def _expectations(spec: dict[str, Any]) -> list[dict[str, Any]]:
         if not flt or flt.get("count") == 0 or flt.get("requires", {}).get("lt-version"):
             continue
         match = flt.get("match") or {}
-        fields = {k: v for k, v in match.items() if k.startswith("smtp.") and (
-            k in ("smtp.helo", "smtp.mail_from") or _RCPT.fullmatch(k))}
+        fields = {
+            k: v
+            for k, v in match.items()
+            if k.startswith("smtp.")
+            and (k in ("smtp.helo", "smtp.mail_from") or _RCPT.fullmatch(k))
+        }
         if fields:
             out.append({**fields, **{k: match[k] for k in ("src_ip", "src_port") if k in match}})
     return out
@@ -79,7 +91,9 @@ def _satisfies(session: SmtpSession, expected: dict[str, Any]) -> bool:
     if not wants_txn:
         return True
     for txn in session.transactions:
-        ok = "smtp.mail_from" not in expected or txn.mail_from == _bare(str(expected["smtp.mail_from"]))
+        ok = "smtp.mail_from" not in expected or txn.mail_from == _bare(
+            str(expected["smtp.mail_from"])
+        )
         for key, value in expected.items():
             m = _RCPT.fullmatch(key)
             if m:
@@ -94,12 +108,12 @@ def _satisfies(session: SmtpSession, expected: dict[str, Any]) -> bool:
 @pytest.mark.parametrize(("name", "pcap", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_smtp_fields_agree_with_suricata(name: str, pcap: Path, expected: dict[str, Any]) -> None:
     sessions = read_sessions(pcap)
-    key = (name.rsplit("[", 1)[0], ",".join(sorted(expected)))
+    known = KNOWN_DIFFERENCES.get(name.rsplit("[", 1)[0])
+    if known is not None:
+        assert not any(_satisfies(s, expected) for s in sessions), "agrees now: drop the exception"
+        expected = known[1](expected)
     agrees = any(_satisfies(s, expected) for s in sessions)
-    if key in KNOWN_DIFFERENCES:
-        assert not agrees, f"{key} now agrees with Suricata: drop the exception"
-        return
     seen = [
         (s.client, s.helo, [(t.mail_from, t.rcpt_to) for t in s.transactions]) for s in sessions
     ]
-    assert agrees, f"{pcap.name}: Suricata expects {expected}; smtpfw saw {seen}"
+    assert agrees, f"{pcap.name}: Suricata expects {expected!r:.300}; smtpfw saw {seen!r:.300}"
