@@ -509,7 +509,17 @@ def resets(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
         return findings
     crossed, cut = _crossed_headers(txn, received_end)
     killer = forged[0].end if forged else None
-    tail: list[Evidence] = []
+    received = server.stats.client_to_server
+    tail: list[Evidence] = [
+        evidence(
+            server,
+            received.last_frame,
+            received.last_ts,
+            C2S,
+            f"(client→server stream ends at byte {received_end})",
+            "the last client bytes the server received",
+        )
+    ]
     if killer is not None:
         tail.append(
             evidence(

@@ -322,10 +322,8 @@ def reset_in_data(session: SmtpSession) -> list[Finding]:
     # from the client, the client may have sent more before the forged reset reached it.
     confidence = (
         Confidence.LIKELY
-        if (signature is last
-        and (foreign or reset.direction is S2C))
-        or (signature is not last
-        and foreign)
+        if (signature is last and (foreign or reset.direction is S2C))
+        or (signature is not last and foreign)
         else Confidence.POSSIBLE
     )
     where = "right after" if signature is last else "after"
