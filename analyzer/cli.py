@@ -20,6 +20,7 @@ from analyzer.errors import CaptureError, SmtpfwError, UsageError
 from analyzer.pipeline import PipelineStats, iter_sessions
 from analyzer.session.export import session_dict
 from analyzer.session.model import SmtpSession
+from analyzer.report.model import Report
 from analyzer.text import clip, visible
 
 EXIT_OK = 0
@@ -156,14 +157,78 @@ def _finding_line(finding: Mapping[str, Any]) -> str:
     )
 
 
-def _cmd_analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _analyze_and_write(
+    single: list[str],
+    client: list[str],
+    server: list[str],
+    out_dir: Path,
+    formats: tuple[str, ...],
+    time_offset: float | None,
+    out: TextIO,
+) -> Report:
     from analyzer.pipeline import analyze
     from analyzer.report import build_report
 
+    analysis = analyze(
+        single or None,
+        client_side=client or None,
+        server_side=server or None,
+        time_offset=time_offset,
+    )
+    report = build_report(analysis)
+    written = _write_report(report, out_dir, formats)
+    for finding in report["findings"]:
+        out.write(_finding_line(finding) + "\n")
+    clock = report["clock"]
+    summary = f"{len(report['sessions'])} session(s)"
+    if clock is not None:
+        summary += (
+            f", {len(report['pairs'])} pair(s), clock offset {clock['offset_s']:+.3f} s "
+            f"({clock['method']})"
+        )
+    summary += f", {len(report['findings'])} finding(s); wrote {', '.join(map(str, written))}"
+    out.write(visible(summary) + "\n")
+    return report
+
+
+def _cmd_analyze_folder(args: argparse.Namespace, folder: Path, out: TextIO, err: TextIO) -> int:
+    from analyzer.folders import find_pairs
+    from analyzer.report.index import write_index
+
+    pairs = find_pairs(folder)
+    if not pairs:
+        raise UsageError(f"{folder}: no capture pairs (client-side*/server-side* files) found")
+    formats = _formats(args.format)
+    out_root = Path(args.out) if args.out else Path("reports") / folder.resolve().name
+    worst = EXIT_OK
+    done: list[tuple[str, Report]] = []
+    for pair in pairs:
+        out.write(f"== {pair.name}\n")
+        client, client_bad = _usable_files([str(p) for p in pair.client_side], err)
+        server, server_bad = _usable_files([str(p) for p in pair.server_side], err)
+        if not client or not server:
+            worst = EXIT_BAD_INPUT
+            continue
+        report = _analyze_and_write(
+            [], client, server, out_root / pair.name, formats, args.time_offset, out
+        )
+        done.append((pair.name, report))
+        code = EXIT_BAD_INPUT if client_bad or server_bad else (
+            EXIT_FINDINGS if report["findings"] else EXIT_OK
+        )
+        worst = max(worst, code)
+    index = write_index(done, out_root, formats)
+    out.write(f"index: {', '.join(map(str, index))}\n")
+    return worst
+
+
+def _cmd_analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.files and (args.client_side or args.server_side):
         raise UsageError("give either FILE or --client-side/--server-side, not both")
     if not args.files and not (args.client_side or args.server_side):
         raise UsageError("nothing to analyse: give FILE, or --client-side A --server-side B")
+    if len(args.files) == 1 and Path(args.files[0]).is_dir():
+        return _cmd_analyze_folder(args, Path(args.files[0]), out, err)
     formats = _formats(args.format)
     groups = [args.files, args.client_side or [], args.server_side or []]
     usable: list[list[str]] = []
@@ -175,24 +240,8 @@ def _cmd_analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if bad and not all(usable[i] for i in range(3) if groups[i]):
         return EXIT_BAD_INPUT
     single, client, server = usable
-    analysis = analyze(
-        single or None,
-        client_side=client or None,
-        server_side=server or None,
-        time_offset=args.time_offset,
-    )
-    report = build_report(analysis)
     out_dir = Path(args.out) if args.out else Path("reports") / _report_name(args)
-    written = _write_report(report, out_dir, formats)
-    for finding in report["findings"]:
-        out.write(_finding_line(finding) + "\n")
-    clock = report["clock"]
-    pairs = len(report["pairs"])
-    summary = f"{len(report['sessions'])} session(s)"
-    if clock is not None:
-        summary += f", {pairs} pair(s), clock offset {clock['offset_s']:+.3f} s ({clock['method']})"
-    summary += f", {len(report['findings'])} finding(s); wrote {', '.join(str(p) for p in written)}"
-    out.write(summary + "\n")
+    report = _analyze_and_write(single, client, server, out_dir, formats, args.time_offset, out)
     if bad:
         return EXIT_BAD_INPUT
     return EXIT_FINDINGS if report["findings"] else EXIT_OK
@@ -265,7 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
         "capture, compare them byte by byte and report what changed; or, with one capture, "
         "diagnose the symptoms. Exit 0: no findings, 1: findings, 2: unusable input.",
     )
-    analyze.add_argument("files", nargs="*", metavar="FILE", help="a single capture (rotation set)")
+    analyze.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="a single capture (or rotation set); or one folder of capture pairs "
+        "(sub-folders holding client-side* and server-side* files): one report each and an index",
+    )
     analyze.add_argument(
         "--client-side",
         nargs="+",

@@ -1,7 +1,8 @@
-"""Run smtpfw on every bundled capture and write the results under reports/.
+"""`make demo`: analyse every bundled capture pair and write the reports under reports/.
 
-Each capture directory under captures/ (and captures/lab/) gets reports/<name>/sessions-*.json,
-and the session tables are printed.
+Runs `smtpfw analyze` on the folder of synthetic sample pairs (captures/) and on the pairs
+recorded from real mail software in the lab (captures/lab/), one report per pair plus an index
+page each. Findings are the point of the demo, so exit status 1 ("findings") counts as success.
 """
 
 from __future__ import annotations
@@ -9,42 +10,30 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from analyzer.cli import main
+from analyzer.cli import EXIT_FINDINGS, EXIT_OK, main
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def capture_dirs() -> list[Path]:
-    found = []
-    for base in (ROOT / "captures", ROOT / "captures" / "lab"):
-        if base.is_dir():
-            found += sorted(d for d in base.iterdir() if d.is_dir() and any(d.glob("*.pcap*")))
-    return found
+FOLDERS = (
+    (ROOT / "captures", ROOT / "reports"),
+    (ROOT / "captures" / "lab", ROOT / "reports" / "lab"),
+)
 
 
 def run() -> int:
-    worst = 0
-    dirs = capture_dirs()
-    if not dirs:
-        print("no bundled captures found under captures/", file=sys.stderr)
+    ran = False
+    for captures, reports in FOLDERS:
+        if not captures.is_dir() or not any(captures.glob("*/client-side*")):
+            continue
+        ran = True
+        print(f"### smtpfw analyze {captures.relative_to(ROOT)} --out {reports.relative_to(ROOT)}")
+        code = main(["analyze", str(captures), "--out", str(reports)])
+        if code not in (EXIT_OK, EXIT_FINDINGS):
+            return code
+    if not ran:
+        print("no capture pairs found under captures/", file=sys.stderr)
         return 2
-    for directory in dirs:
-        name = directory.relative_to(ROOT / "captures").as_posix().replace("/", "-")
-        out_dir = ROOT / "reports" / name
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for capture in sorted(directory.glob("*.pcap*")):
-            print(f"== {directory.relative_to(ROOT)}/{capture.name}")
-            code = main(["sessions", str(capture)])
-            json_path = out_dir / f"sessions-{capture.name.split('.')[0]}.json"
-            with json_path.open("w") as out:
-                saved, sys.stdout = sys.stdout, out
-                try:
-                    main(["sessions", "--json", str(capture)])
-                finally:
-                    sys.stdout = saved
-            worst = max(worst, code)
-    print(f"reports written under {ROOT / 'reports'}")
-    return worst
+    print(f"\nOpen {ROOT / 'reports' / 'index.html'} for the overview.")
+    return 0
 
 
 if __name__ == "__main__":

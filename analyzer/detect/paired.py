@@ -11,7 +11,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from analyzer._common import Direction
+from analyzer._common import Direction, FrameRef
 from analyzer.correlate import Divergence, DivergenceKind, PairAlignment
 from analyzer.flows.events import EndKind
 from analyzer.session.model import HeaderField, Line, MailTransaction, SmtpSession
@@ -568,51 +568,59 @@ def resets(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
         )
         return findings
     last = crossed[-1] if crossed else None
-    if last is not None and last.is_signature:
+    signature = next((h for h in reversed(crossed) if h.is_signature), None)
+    server_error = any(
+        line.direction is S2C and line.code is not None and line.code >= 400
+        and line.ts >= txn.start_ts
+        for line in server.lines
+    )
+    if signature is not None and last is not None and forged and not server_error:
+        # The box kills the connection when the segment holding the signature header passes:
+        # the header is the last one that crossed, or sits in the last segment that crossed.
+        at_end = signature is last or signature.frame == txn_last_frame(client, received_end)
+        where = "right after" if signature is last else "just after"
+        received_copy = _server_header(server, signature)
         findings.append(
             Finding(
                 kind=FindingKind.RESET_AFTER_DKIM_HEADER,
                 severity=Severity.CRITICAL,
-                confidence=Confidence.CONFIRMED,
+                confidence=Confidence.CONFIRMED if at_end else Confidence.LIKELY,
                 sessions=_ids(al),
-                summary=f"The connection was reset in DATA right after the {last.name} header "
-                f"crossed the firewall (stream offset {last.offset}, longest line "
-                f"{last.longest_line} octets); the message was not delivered and will be retried.",
+                summary=f"The connection was reset in DATA {where} the {signature.name} header "
+                f"crossed the firewall (stream offset {signature.offset}, longest line "
+                f"{signature.longest_line} octets; the last header to cross was {last.name}); "
+                "no error came from the server, the message was not delivered and will be retried.",
                 cause=remedies.CAUSE_DKIM,
                 remediation=remedies.DKIM_BUG,
                 evidence=(
-                    evidence(
-                        client,
-                        last.frame,
-                        last.ts,
-                        C2S,
-                        f"{last.name}: {last.value[:120]}",
-                        "last header the client sent before the reset",
-                    ),
-                    *(
-                        [
-                            evidence(
-                                server,
-                                h.last_frame or h.frame,
-                                h.ts,
-                                C2S,
-                                f"{h.name}: {h.value[:120]}",
-                                "last header the server received",
-                            )
-                            for h in _server_header(server, last)
-                        ]
-                    ),
+                    evidence(client, signature.frame, signature.ts, C2S,
+                             f"{signature.name}: {signature.value[:120]}",
+                             "the signature header as the client sent it"),
+                    *[
+                        evidence(server, h.last_frame or h.frame, h.ts, C2S,
+                                 f"{h.name}: {h.value[:120]}", "the same header at the server")
+                        for h in received_copy
+                    ],
                     *tail,
                 ),
                 details={
-                    "header": last.name,
-                    "offset": last.offset,
-                    "line_length": last.longest_line,
+                    "header": signature.name,
+                    "offset": signature.offset,
+                    "line_length": signature.longest_line,
+                    "last_header": last.name,
                     "next_header": cut.name if cut else None,
                 },
             )
         )
     return findings
+
+
+def txn_last_frame(session: SmtpSession, received_end: int) -> FrameRef | None:
+    """The client-side frame that carried the last byte the server received."""
+    if session.streams is None:
+        return None
+    frame, _ = session.streams.client_to_server.frame_at(max(0, received_end - 1))
+    return frame
 
 
 def _server_header(server: SmtpSession, like: HeaderField) -> list[HeaderField]:
