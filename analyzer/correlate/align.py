@@ -67,7 +67,7 @@ class EndMismatch:
     """A FIN or RST seen on one side whose apparent sender never sent it on the other side."""
 
     direction: Direction
-    """Direction of the segment as it appears (SERVER_TO_CLIENT: it claims to come from the server)."""
+    """Direction of the segment as it appears (SERVER_TO_CLIENT: it claims the server sent it)."""
     kind: EndKind
     seen_in: str
     """'client_side' or 'server_side': the capture in which it appears."""
@@ -141,7 +141,9 @@ class _Aligner:
         if self.sent.in_gap(self.sent.base + a0) or self.received.in_gap(self.received.base + b0):
             return  # bytes never captured on one side: not evidence of anything
         sent_frame, sent_ts = self.sent.frame_at(self.sent.base + a0)
-        recv_frame, recv_ts = self.received.frame_at(self.received.base + min(b0, max(0, len(self.b) - 1)))
+        recv_frame, recv_ts = self.received.frame_at(
+            self.received.base + min(b0, max(0, len(self.b) - 1))
+        )
         self.out.append(
             Divergence(
                 direction=self.direction,
@@ -167,7 +169,9 @@ class _Aligner:
         else:
             runs = [
                 (s + a0, e + a0)
-                for s, e in _diff_runs(self.a[a0 : a0 + length], self.b[b0 : b0 + length], 0, length)
+                for s, e in _diff_runs(
+                    self.a[a0 : a0 + length], self.b[b0 : b0 + length], 0, length
+                )
             ]
         for s, e in runs:
             self.add(DivergenceKind.OVERWRITE, s, e, s + shift, e + shift)
@@ -244,9 +248,9 @@ def _origin_differs(end: StreamEnd) -> bool:
         return False
     if end.origin.ttl != usual.ttl:
         return True
-    if end.origin.src_mac is not None and usual.src_mac is not None:
-        if end.origin.src_mac != usual.src_mac:
-            return True
+    macs = (end.origin.src_mac, usual.src_mac)
+    if None not in macs and macs[0] != macs[1]:
+        return True
     if end.origin.ip_id is not None and usual.ip_id is not None:
         # IP-IDs of one host move forward by small steps; a forged packet's rarely lands nearby.
         step = (end.origin.ip_id - usual.ip_id) % 65536

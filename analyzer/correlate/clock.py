@@ -111,9 +111,7 @@ def _drift_ppm(near: list[tuple[float, float]]) -> float | None:
     return slope * 1e6
 
 
-def estimate_offset(
-    client: Sequence[SmtpSession], server: Sequence[SmtpSession]
-) -> ClockEstimate:
+def estimate_offset(client: Sequence[SmtpSession], server: Sequence[SmtpSession]) -> ClockEstimate:
     """Estimate the clock offset from the strongest evidence available."""
     methods: tuple[tuple[str, SessionKey], ...] = (
         ("tcp_timestamps", _key_tsval),

@@ -196,9 +196,7 @@ def build_report(analysis: Analysis) -> Report:
         "captures": [_capture(info) for info in analysis.captures],
         "clock_offset_s": None if clock is None else round(clock.offset_s, TIME_DIGITS),
         "clock": clock_entry,
-        "sessions": [
-            _rounded(session_dict(s, analysis.peer_of(s.id))) for s in analysis.sessions
-        ],
+        "sessions": [_rounded(session_dict(s, analysis.peer_of(s.id))) for s in analysis.sessions],
         "pairs": [_pair(al) for al in analysis.alignments],
         "findings": [_finding(f, files) for f in analysis.findings],
         "transcripts": {s.id: _transcript(s) for s in analysis.sessions if s.id in named},

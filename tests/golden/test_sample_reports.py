@@ -22,11 +22,15 @@ UPDATE = bool(os.environ.get("SMTPFW_UPDATE_GOLDEN"))
 
 
 def _pairs() -> list[str]:
-    return sorted(
-        d.name
-        for d in CAPTURES.iterdir()
-        if (d / "client-side.pcap").exists() and (d / "server-side.pcap").exists()
-    ) if CAPTURES.is_dir() else []
+    return (
+        sorted(
+            d.name
+            for d in CAPTURES.iterdir()
+            if (d / "client-side.pcap").exists() and (d / "server-side.pcap").exists()
+        )
+        if CAPTURES.is_dir()
+        else []
+    )
 
 
 PAIRS = _pairs()
