@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench system-deps clean
+.PHONY: demo test lint typecheck unit bench system-deps lab-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,10 @@ demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
 ## ruff, mypy and the whole test suite (installs system packages first when run as root).
-test: system-deps $(STAMP) lint typecheck unit
+test: system-deps $(STAMP) lab-deps lint typecheck unit
+
+lab-deps: $(STAMP)
+	VENV=$(VENV) ./scripts/lab-deps.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check analyzer tests benchmarks captures scripts

@@ -570,7 +570,9 @@ def resets(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
     last = crossed[-1] if crossed else None
     signature = next((h for h in reversed(crossed) if h.is_signature), None)
     server_error = any(
-        line.direction is S2C and line.code is not None and line.code >= 400
+        line.direction is S2C
+        and line.code is not None
+        and line.code >= 400
         and line.ts >= txn.start_ts
         for line in server.lines
     )
@@ -593,12 +595,23 @@ def resets(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
                 cause=remedies.CAUSE_DKIM,
                 remediation=remedies.DKIM_BUG,
                 evidence=(
-                    evidence(client, signature.frame, signature.ts, C2S,
-                             f"{signature.name}: {signature.value[:120]}",
-                             "the signature header as the client sent it"),
+                    evidence(
+                        client,
+                        signature.frame,
+                        signature.ts,
+                        C2S,
+                        f"{signature.name}: {signature.value[:120]}",
+                        "the signature header as the client sent it",
+                    ),
                     *[
-                        evidence(server, h.last_frame or h.frame, h.ts, C2S,
-                                 f"{h.name}: {h.value[:120]}", "the same header at the server")
+                        evidence(
+                            server,
+                            h.last_frame or h.frame,
+                            h.ts,
+                            C2S,
+                            f"{h.name}: {h.value[:120]}",
+                            "the same header at the server",
+                        )
                         for h in received_copy
                     ],
                     *tail,

@@ -311,6 +311,35 @@ def reset_in_data(session: SmtpSession) -> list[Finding]:
     if server_error:
         return []
     last = txn.headers[-1]
+    if not last.complete:
+        # The stream broke inside a header line: a box dropped the segment that carried the
+        # rest of it. Too long a line is the known rule for that; the DKIM bug resets after a
+        # complete header.
+        return [
+            Finding(
+                kind=FindingKind.HEADER_LINE_TOO_LONG_DROP,
+                severity=Severity.HIGH,
+                confidence=Confidence.POSSIBLE,
+                sessions=(session.id,),
+                summary=f"The connection was reset in DATA in the middle of the {last.name} "
+                f"header line ({last.longest_line} octets arrived, no end of line): the rest was "
+                "dropped on the way, as the ASA does with header lines over 998 octets.",
+                cause=remedies.CAUSE_LONG_HEADER,
+                remediation=remedies.LONG_HEADER,
+                evidence=(
+                    evidence(
+                        session,
+                        last.frame,
+                        last.ts,
+                        C2S,
+                        f"{last.name}: {last.value[:120]}",
+                        "the cut header line",
+                    ),
+                    reset_proof,
+                ),
+                details={"header": last.name, "line_length_seen": last.longest_line},
+            )
+        ]
     signature = (
         last
         if last.is_signature

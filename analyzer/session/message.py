@@ -78,4 +78,5 @@ def header_field(event: MessageHeader) -> HeaderField:
         frame=event.frame,
         last_frame=event.last_frame,
         ts=event.ts,
+        complete=raw.endswith(b"\n"),
     )

@@ -57,6 +57,8 @@ class HeaderField:
     frame: FrameRef | None
     last_frame: FrameRef | None
     ts: float
+    complete: bool = True
+    """False when the stream broke inside the field (its last line never ended)."""
 
     @property
     def is_signature(self) -> bool:

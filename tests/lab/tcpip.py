@@ -49,7 +49,7 @@ def internet_checksum(data: bytes) -> int:
     """RFC 1071 ones'-complement sum of 16-bit words."""
     if len(data) % 2:
         data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = int(sum(struct.unpack(f"!{len(data) // 2}H", data)))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
@@ -213,6 +213,35 @@ def rewrite(
     return _finish(ip_header, tcp_header + body)
 
 
+def build_segment(
+    *,
+    src: str,
+    dst: str,
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    payload: bytes = b"",
+    options: bytes = b"",
+    window: int = 65535,
+    ttl: int = 64,
+    ip_id: int = 0,
+) -> bytes:
+    """An IPv4/TCP packet (DF clear, no IP options); `options` padded to 32-bit words."""
+    options = options + bytes(-len(options) % 4)
+    ip_header = bytearray(
+        IPV4_HEADER.pack(
+            0x45, 0, 0, ip_id, 0, ttl, IPPROTO_TCP, 0, _ip_to_bytes(src), _ip_to_bytes(dst)
+        )
+    )
+    data_offset = (TCP_MIN_HEADER_LEN + len(options)) // 4
+    tcp = bytearray(
+        TCP_HEADER.pack(sport, dport, seq, ack, (data_offset << 12) | flags, window, 0, 0)
+    )
+    return _finish(ip_header, tcp + options + payload)
+
+
 def build_rst(
     *,
     src: str,
@@ -224,13 +253,16 @@ def build_rst(
     ttl: int,
     ip_id: int,
 ) -> bytes:
-    """A bare RST+ACK segment (no options, window 0), IPv4 header with DF clear."""
-    ip_header = bytearray(
-        IPV4_HEADER.pack(
-            0x45, 0, 0, ip_id, 0, ttl, IPPROTO_TCP, 0, _ip_to_bytes(src), _ip_to_bytes(dst)
-        )
+    """A bare RST+ACK segment (no options, window 0)."""
+    return build_segment(
+        src=src,
+        dst=dst,
+        sport=sport,
+        dport=dport,
+        seq=seq,
+        ack=ack,
+        flags=TCP_RST | TCP_ACK,
+        window=0,
+        ttl=ttl,
+        ip_id=ip_id,
     )
-    tcp = bytearray(
-        TCP_HEADER.pack(sport, dport, seq, ack, (5 << 12) | TCP_RST | TCP_ACK, 0, 0, 0)
-    )
-    return _finish(ip_header, tcp)

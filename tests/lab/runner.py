@@ -1,0 +1,389 @@
+"""Run lab scenarios: one session-wide lab (topology, servers, keys), one capture pair per run.
+
+What it does: `Lab.start()` builds the namespaces, makes the TLS certificates and the DKIM key,
+starts Postfix and aiosmtpd in the server namespace; `Lab.run(scenario)` writes the messages,
+sets the fw namespace's iptables rules (SNAT, NFQUEUE or REDIRECT), starts the middlebox or the
+proxy and both tcpdumps, runs the clients in the client namespace, waits for the connections to
+finish, stops everything in reverse order and returns a `ScenarioRun` (capture paths, what the
+clients saw, the middlebox log, what the server delivered); `Lab.stop()` removes everything.
+What it does not do: judge the results (the tests do).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import addresses as A
+from .capture import CaptureSpec, CaptureStats, Tcpdump, ifindex, to_pcapng
+from .messages import build_message
+from .pki import DkimKey, TlsFiles, make_dkim_key, make_tls_certificate
+from .postfix import PostfixInstance, read_maildir
+from .rewriter import MiddleboxConfig
+from .scenarios import (
+    REWRITER_BEHAVIOURS,
+    CaptureFormat,
+    CaptureLink,
+    ClientKind,
+    Outcome,
+    Scenario,
+    Server,
+    policy_of,
+)
+from .shell import LabError, Program, python_module, run, start
+from .topology import Topology
+
+QUEUE_NUM = 25
+SETTLE_TIMEOUT_SECONDS = 5.0
+DELIVERY_TIMEOUT_SECONDS = 10.0
+CLIENT_TIMEOUT_SECONDS = 120.0
+POLL_SECONDS = 0.05
+LINGER_SECONDS = 0.2
+BPF_SMTP = f"tcp port {A.SMTP_PORT}"
+ACTIVE_STATES = ("established", "syn-sent", "syn-recv", "fin-wait-1", "fin-wait-2",
+                 "close-wait", "last-ack", "closing")  # fmt: skip
+
+
+@dataclass
+class ScenarioRun:
+    """Everything one scenario run produced."""
+
+    scenario: Scenario
+    directory: Path
+    client_side: Path
+    server_side: Path
+    client_results: list[dict[str, Any]]
+    middlebox_log: list[dict[str, Any]]
+    capture_stats: dict[str, CaptureStats]
+    sent: dict[str, bytes]
+    """Message-ID → the message the client sent."""
+    delivered: dict[str, bytes]
+    """Message-ID → the copy the server stored."""
+    server_log: str
+    seconds: float
+
+
+class Lab:
+    """The session-wide lab. Use as a context manager or call start()/stop()."""
+
+    def __init__(self, keep_files: bool = False) -> None:
+        self.topology = Topology()
+        self.keep_files = keep_files
+        self.base = Path(
+            tempfile.mkdtemp(prefix=A.TEMP_PREFIX_FORMAT.format(pid=self.topology.pid))
+        )
+        self.base.chmod(0o755)
+        self.postfix: PostfixInstance | None = None
+        self.aiosmtpd: Program | None = None
+        self.dkim: DkimKey | None = None
+        self.aiosmtpd_maildir = self.base / "aiosmtpd-mail" / "inbox"
+        self.runs: dict[str, ScenarioRun] = {}
+        self.started = False
+
+    def __enter__(self) -> Lab:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- session -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        try:
+            self.topology.setup()
+            keys = self.base / "keys"
+            self.dkim = make_dkim_key(keys, A.DKIM_SELECTOR, A.CLIENT_DOMAIN)
+            pf_tls = make_tls_certificate(keys, A.POSTFIX_HOSTNAME)
+            aio_tls = make_tls_certificate(keys, A.AIOSMTPD_HOSTNAME)
+            self.postfix = PostfixInstance(
+                self.base / "postfix", self.topology.server, A.POSTFIX_ADDRESS, pf_tls
+            )
+            self.postfix.start()
+            self.aiosmtpd = self._start_aiosmtpd(aio_tls)
+            self.started = True
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_aiosmtpd(self, tls: TlsFiles) -> Program:
+        argv = python_module(
+            "aiosmtpd_server", "--address", A.AIOSMTPD_ADDRESS,
+            "--hostname", A.AIOSMTPD_HOSTNAME, "--cert", str(tls.cert), "--key", str(tls.key),
+            "--maildir", str(self.aiosmtpd_maildir),
+        )  # fmt: skip
+        return start("aiosmtpd", argv, netns=self.topology.server, ready_marker="ready")
+
+    def stop(self) -> None:
+        if self.aiosmtpd is not None:
+            self.aiosmtpd.stop()
+            self.aiosmtpd = None
+        if self.postfix is not None:
+            self.postfix.stop()
+            self.postfix = None
+        self.topology.teardown()
+        if not self.keep_files:
+            shutil.rmtree(self.base, ignore_errors=True)
+        self.started = False
+
+    # -- one scenario --------------------------------------------------------------------
+
+    def run(self, scenario: Scenario) -> ScenarioRun:
+        if not self.started or self.dkim is None:
+            raise LabError("the lab is not started")
+        began = time.monotonic()
+        directory = self.base / "runs" / scenario.name
+        if directory.exists():
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True)
+        sent = self._write_messages(scenario, directory)
+        plan = directory / "plan.json"
+        plan.write_text(json.dumps(self._plan(scenario, directory), indent=1))
+        log_path = directory / "middlebox.jsonl"
+        log_path.touch()
+        log_start = len(self._server_log(scenario.server))
+
+        self._flush_fw()
+        helper: Program | None = None
+        captures: list[Tcpdump] = []
+        stats: dict[str, CaptureStats] = {}
+        try:
+            helper = self._start_middlebox(scenario, directory, log_path)
+            self._install_rules(scenario)
+            raw_client, raw_server = self._capture_paths(scenario, directory)
+            captures = [
+                Tcpdump(self._client_capture(raw_client, scenario), self.topology.fw),
+                Tcpdump(self._server_capture(raw_server, scenario), self.topology.fw),
+            ]
+            for cap in captures:
+                cap.start()
+            proc = run(
+                python_module("client", str(plan)),
+                netns=self.topology.client,
+                timeout=CLIENT_TIMEOUT_SECONDS,
+            )
+            results: list[dict[str, Any]] = json.loads(proc.stdout)
+            self._settle()
+        finally:
+            for name, cap in zip(("client-side", "server-side"), captures, strict=False):
+                if cap.program is not None:
+                    stats[name] = cap.stop()
+            if helper is not None and helper.stop() != 0:
+                raise LabError(f"{helper.name} failed: {' | '.join(helper.output)[-2000:]}")
+            self._flush_fw()
+        client_side, server_side = self._finish_files(scenario, raw_client, raw_server)
+        delivered = self._await_delivery(scenario, sent)
+        result = ScenarioRun(
+            scenario=scenario,
+            directory=directory,
+            client_side=client_side,
+            server_side=server_side,
+            client_results=results,
+            middlebox_log=[json.loads(x) for x in log_path.read_text().splitlines() if x],
+            capture_stats=stats,
+            sent=sent,
+            delivered=delivered,
+            server_log=self._server_log(scenario.server)[log_start:],
+            seconds=time.monotonic() - began,
+        )
+        self.runs[scenario.name] = result
+        return result
+
+    def _write_messages(self, scenario: Scenario, directory: Path) -> dict[str, bytes]:
+        assert self.dkim is not None
+        sent: dict[str, bytes] = {}
+        for action in scenario.clients:
+            if action.message is None:
+                continue
+            raw = build_message(action.message, self.dkim)
+            (directory / f"{action.message.local_id}.eml").write_bytes(raw)
+            sent[action.message.message_id] = raw
+        return sent
+
+    def _plan(self, scenario: Scenario, directory: Path) -> dict[str, Any]:
+        sessions = []
+        for action in scenario.clients:
+            session: dict[str, Any] = {
+                "kind": str(action.kind),
+                "source": action.source,
+                "server": scenario.server.address,
+                "port": A.SMTP_PORT,
+                "helo": A.CLIENT_HELO,
+            }
+            if action.kind is ClientKind.TYPING:
+                session["lines"] = list(action.typed_lines)
+            if action.message is not None:
+                session |= {
+                    "message_id": action.message.message_id,
+                    "message_file": str(directory / f"{action.message.local_id}.eml"),
+                    "mail_from": action.message.sender,
+                    "rcpt_to": [action.message.recipient],
+                }
+            sessions.append(session)
+        return {"parallel": scenario.parallel, "sessions": sessions}
+
+    def _iptables(self, *args: str) -> None:
+        run(["iptables", "-w", *args], netns=self.topology.fw)
+
+    def _flush_fw(self) -> None:
+        for table in ("filter", "nat", "mangle"):
+            self._iptables("-t", table, "-F")
+        # Forget translations of earlier runs: a reused 4-tuple must not inherit them.
+        run(["conntrack", "-F"], netns=self.topology.fw, check=False)
+
+    def _middlebox_config(self, scenario: Scenario) -> MiddleboxConfig | None:
+        sources = {c.source for c in scenario.clients}
+        policies = {s: scenario.policy_for(s) & REWRITER_BEHAVIOURS for s in sources}
+        if not any(policies.values()):
+            return None
+        return MiddleboxConfig(
+            per_client={s: policy_of(b) for s, b in policies.items()},
+            seed=scenario.seed or sum(scenario.name.encode()),
+        )
+
+    def _start_middlebox(
+        self, scenario: Scenario, directory: Path, log_path: Path
+    ) -> Program | None:
+        if scenario.uses_proxy:
+            argv = python_module(
+                "proxy", "--port", str(A.PROXY_PORT), "--source", A.NAT_ADDRESS,
+                "--remove", "STARTTLS", "--log", str(log_path),
+            )  # fmt: skip
+            return start("proxy", argv, netns=self.topology.fw, ready_marker="ready")
+        config = self._middlebox_config(scenario)
+        if config is None:
+            return None
+        config_path = directory / "middlebox.json"
+        config_path.write_text(json.dumps(config.to_json(), indent=1))
+        argv = python_module(
+            "middlebox", "--queue", str(QUEUE_NUM), "--config", str(config_path),
+            "--log", str(log_path),
+        )  # fmt: skip
+        return start("middlebox", argv, netns=self.topology.fw, ready_marker="ready")
+
+    def _install_rules(self, scenario: Scenario) -> None:
+        if scenario.uses_proxy:
+            self._iptables(
+                "-t", "nat", "-A", "PREROUTING", "-i", A.FW_OUTSIDE_IF, "-p", "tcp",
+                "--dport", str(A.SMTP_PORT), "-j", "REDIRECT", "--to-ports", str(A.PROXY_PORT),
+            )  # fmt: skip
+            return
+        if self._middlebox_config(scenario) is not None:
+            for match in ("--dport", "--sport"):
+                self._iptables(
+                    "-t", "mangle", "-A", "FORWARD", "-p", "tcp", match, str(A.SMTP_PORT),
+                    "-j", "NFQUEUE", "--queue-num", str(QUEUE_NUM),
+                )  # fmt: skip
+        if scenario.nat:
+            low, high = A.NAT_PORT_RANGE
+            self._iptables(
+                "-t", "nat", "-A", "POSTROUTING", "-o", A.FW_INSIDE_IF, "-s", A.CLIENT_NET,
+                "-p", "tcp", "-j", "SNAT", "--to-source", f"{A.NAT_ADDRESS}:{low}-{high}",
+                "--random",
+            )  # fmt: skip
+
+    @staticmethod
+    def _capture_paths(scenario: Scenario, directory: Path) -> tuple[Path, Path]:
+        return directory / "client-side.pcap", directory / "server-side.pcap"
+
+    @staticmethod
+    def _client_capture(path: Path, scenario: Scenario) -> CaptureSpec:
+        return CaptureSpec(
+            path=path,
+            interface=A.FW_OUTSIDE_IF,
+            bpf=BPF_SMTP,
+            nanoseconds=scenario.file_format is CaptureFormat.PCAPNG,
+        )
+
+    def _server_capture(self, path: Path, scenario: Scenario) -> CaptureSpec:
+        nano = scenario.file_format is CaptureFormat.PCAPNG
+        if scenario.server_side_link is CaptureLink.ANY:
+            index = ifindex(self.topology.fw, A.FW_INSIDE_IF)
+            return CaptureSpec(
+                path=path,
+                interface="any",
+                bpf=f"{BPF_SMTP} and ifindex {index}",
+                sll2=True,
+                nanoseconds=nano,
+            )
+        return CaptureSpec(path=path, interface=A.FW_INSIDE_IF, bpf=BPF_SMTP, nanoseconds=nano)
+
+    def _settle(self) -> None:
+        """Wait until no SMTP connection is open at either end, then a little longer."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
+        argv = ["ss", "-Htn"]
+        for state in ACTIVE_STATES:
+            argv += ["state", state]
+        argv += ["(", "dport", "=", f":{A.SMTP_PORT}", "or", "sport", "=", f":{A.SMTP_PORT}", ")"]
+        while time.monotonic() < deadline:
+            busy = any(
+                run(argv, netns=ns, check=False).stdout.strip()
+                for ns in (self.topology.client, self.topology.server)
+            )
+            if not busy:
+                break
+            time.sleep(POLL_SECONDS)
+        time.sleep(LINGER_SECONDS)
+
+    @staticmethod
+    def _finish_files(scenario: Scenario, client: Path, server: Path) -> tuple[Path, Path]:
+        if scenario.file_format is not CaptureFormat.PCAPNG:
+            return client, server
+        out = []
+        for raw in (client, server):
+            ng = to_pcapng(raw, raw.with_suffix(".pcapng"))
+            raw.unlink()
+            out.append(ng)
+        return out[0], out[1]
+
+    def _maildir(self, server: Server) -> Path:
+        if server is Server.POSTFIX:
+            assert self.postfix is not None
+            return self.postfix.paths.maildir
+        return self.aiosmtpd_maildir
+
+    def _await_delivery(self, scenario: Scenario, sent: dict[str, bytes]) -> dict[str, bytes]:
+        wanted = {
+            a.message.message_id
+            for a in scenario.clients
+            if a.message is not None and a.expect_outcome is Outcome.DELIVERED
+        }
+        deadline = time.monotonic() + DELIVERY_TIMEOUT_SECONDS
+        while True:
+            found = read_maildir(self._maildir(scenario.server))
+            mine = {k: v for k, v in found.items() if k in sent}
+            if wanted <= mine.keys() or time.monotonic() > deadline:
+                return mine
+            time.sleep(POLL_SECONDS)
+
+    def _server_log(self, server: Server) -> str:
+        if server is Server.POSTFIX and self.postfix is not None:
+            return self.postfix.log()
+        return ""
+
+
+def environment_summary() -> dict[str, str]:
+    """Versions of the real software the lab drives, for captures/lab/README.md."""
+    versions: dict[str, str] = {}
+    probes = {
+        "postfix": ["postconf", "-d", "-h", "mail_version"],
+        "tcpdump": ["tcpdump", "--version"],
+        "swaks": ["swaks", "--version"],
+        "kernel": ["uname", "-r"],
+    }
+    for name, argv in probes.items():
+        proc = run(argv, check=False)
+        text = (proc.stdout or proc.stderr).decode(errors="replace").strip().splitlines()
+        versions[name] = text[0] if text else "?"
+    for dist in ("aiosmtpd", "dkimpy", "NetfilterQueue"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = "?"
+    return versions
