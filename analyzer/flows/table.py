@@ -1,0 +1,708 @@
+"""The TCP flow table: which segments form one connection, who is client and who is server, and
+when each connection starts and ends.
+
+`FlowTable.add` takes the segments of one capture in capture order and tells a `FlowSink` what
+happened, connection by connection:
+
+- `on_flow_start` once the roles are known: from the handshake (the SYN's sender is the client,
+  or the SYN-ACK's receiver when only that was captured), else -- the capture began mid-connection
+  -- from the first payload through the `role_hint`, else from the ports (`key`), with a
+  `MIDSTREAM_START` anomaly. The start waits until both sides were seen or something must be
+  reported, so that `FlowInfo` carries both sides' ISN, MSS and first TSval. A conversation
+  that only ever carried bare ACKs is still reported, started at its close with roles from
+  the ports: every `FlowInfo.index` is reported, like Wireshark's `tcp.stream`.
+- `on_data` / `on_gap` per direction, in stream order (see `reassembly`), and `on_anomaly`.
+- `on_end` for a FIN (in stream order) or a RST (at once), with the sender's TTL, IP-ID and MAC
+  next to what that endpoint's earlier packets looked like; RSTs never count as "earlier".
+- `on_flow_closed` with the counters, when both FINs are out, at a RST, when a new SYN reuses the
+  4-tuple, when the flow idled longer than `idle_timeout` (capture time) or the table is full
+  (`FLOW_EVICTED`), or at `finish()`. Before closing, whatever is buffered is delivered, holes
+  becoming gaps.
+
+Memory follows the number of open connections, not the size of the capture: closed flows are
+dropped. A connection closed by FIN or RST lingers as a tombstone for `CLOSED_LINGER` seconds of
+capture time (at most `max_flows` of them) so that its last ACKs and late retransmissions are
+absorbed, uncounted, instead of starting a new conversation; payload that hits a tombstone is
+reported (`DATA_AFTER_FIN` beyond the FIN, `DATA_AFTER_RST`). A segment arriving after a flow was
+evicted starts a new conversation. "Least recently active" is tracked to within a second of
+capture time (`_lru_step`), so the short path does not reorder the LRU on every segment.
+
+Each side of a connection is a `_Half`, which *is* the `Reassembler` of the bytes that side sends;
+one dictionary look-up on the segment's own 4-tuple finds it. The short path in `add` handles an
+ACK or data segment of an open connection; everything else (new flows, SYN, FIN, RST, closed
+connections) goes through `_add_slow`.
+
+One table serves one capture. The sink's callbacks may call `ignore()`; they must not call
+`add()` or `finish()`.
+
+This module does not reassemble bytes (that is `reassembly`) and never looks inside payload
+except to hand the first payload of a midstream connection to the `role_hint`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from functools import partial
+from typing import Protocol, TypeAlias
+
+from analyzer._common import Anomaly, Direction, FrameRef
+from analyzer.capture.segment import ACK, FIN, RST, SYN, Segment
+from analyzer.flows.events import (
+    DirectionStats,
+    EndKind,
+    Endpoint,
+    FlowAnomaly,
+    FlowInfo,
+    FlowStats,
+    PacketOrigin,
+    StreamData,
+    StreamEnd,
+    StreamGap,
+)
+from analyzer.flows.key import FlowKey, port_says_source_is_server, reverse_key
+from analyzer.flows.reassembly import MAX_WINDOW, SEQ_MASK, Reassembler
+
+CLOSED_LINGER = 60.0
+"""Seconds of capture time a connection closed by FIN or RST stays known: about TIME-WAIT,
+2 x MSL (RFC 9293 §3.6; Linux uses 60 s)."""
+
+SWEEPS_PER_TIMEOUT = 8
+"""The idle sweep runs this many times per idle timeout of capture time (and at least every
+`CLOSED_LINGER`/8 seconds), so a flow is closed at most 1/8 of the timeout late."""
+
+_SLOW_FLAGS = SYN | FIN | RST
+
+# Life of a flow.
+_NEW = 0
+"""Roles unknown: only bare ACKs seen."""
+_ROLES = 1
+"""Roles known, `on_flow_start` not sent yet."""
+_OPEN = 2
+_CLOSED = 3
+"""Closed by FIN or RST; lingering as a tombstone."""
+
+
+class FlowSink(Protocol):
+    """Receives what the flow table found; every call names the flow it is about."""
+
+    def on_flow_start(self, flow: FlowInfo) -> None: ...
+    def on_data(self, flow: FlowInfo, data: StreamData) -> None: ...
+    def on_gap(self, flow: FlowInfo, gap: StreamGap) -> None: ...
+    def on_end(self, flow: FlowInfo, end: StreamEnd) -> None: ...
+    def on_anomaly(self, flow: FlowInfo, anomaly: Anomaly) -> None: ...
+    def on_flow_closed(self, flow: FlowInfo, stats: FlowStats) -> None: ...
+
+
+RoleHint: TypeAlias = Callable[[bytes, int, int], bool | None]
+"""Given the first payload bytes of a midstream connection's first payload segment, its source
+port and destination port: True if that segment's sender is the server, False if it is the
+client, None when the bytes do not tell."""
+
+
+def _no_fin(end: StreamEnd) -> None:
+    """The FIN callback of a forgotten flow."""
+
+
+class _Half(Reassembler):
+    """One side of a connection: its stream (the `Reassembler` it is), what it sent, and what
+    its packets look like."""
+
+    __slots__ = (
+        "ack_seen",
+        "derived_isn",
+        "first_tsval",
+        "flow",
+        "ip",
+        "ip_id",
+        "key",
+        "lru_due",
+        "mac",
+        "peer",
+        "port",
+        "ready",
+        "syn_frame",
+        "syn_isn",
+        "syn_mss",
+        "ttl",
+        "ttl_others",
+        "ttl_run",
+    )
+
+    def __init__(self, flow: _Flow, key: FlowKey, max_buffered: int) -> None:
+        super().__init__(DirectionStats(), max_buffered)
+        self.flow = flow
+        self.key = key
+        self.ip = key[0]
+        self.port = key[1]
+        self.peer: _Half = self
+        self.ready = False
+        """The flow is open and this side has been seen: `add` may take its short path."""
+        self.ack_seen = -1
+        """Acknowledgement number of this side's previous segment."""
+        self.lru_due = float("-inf")
+        """Capture time after which a segment moves the flow to the recent end of the LRU."""
+        self.first_tsval: int | None = None
+        self.syn_isn: int | None = None
+        """ISN of this side's SYN or SYN-ACK."""
+        self.derived_isn: int | None = None
+        """ISN implied by the peer's SYN-ACK acknowledgement when this side's SYN was missed."""
+        self.syn_mss: int | None = None
+        self.syn_frame: FrameRef | None = None
+        self.ttl = -1
+        """TTL of the latest run of equal TTLs (-1: none yet)."""
+        self.ttl_run = 0
+        """How many packets carried `ttl` (earlier runs of the same value included)."""
+        self.ttl_others: dict[int, int] = {}
+        """Packet counts of the other TTLs seen."""
+        self.ip_id: int | None = None
+        self.mac: bytes | None = None
+
+    def new_ttl(self, ttl: int) -> None:
+        """Count a packet whose TTL differs from the previous packet's."""
+        others = self.ttl_others
+        if self.ttl >= 0:
+            others[self.ttl] = self.ttl_run
+        self.ttl = ttl
+        self.ttl_run = others.pop(ttl, 0) + 1
+
+    def usual_origin(self) -> PacketOrigin | None:
+        """Most common TTL, latest IP-ID and MAC of the packets counted so far."""
+        if self.ttl < 0:
+            return None
+        ttl, count = self.ttl, self.ttl_run
+        for other, n in self.ttl_others.items():
+            if n > count:
+                ttl, count = other, n
+        return PacketOrigin(ttl, self.ip_id, self.mac)
+
+
+class _Flow:
+    """One TCP connection of the table."""
+
+    __slots__ = (
+        "capture_id",
+        "client",
+        "closed_ts",
+        "end_frame",
+        "end_kind",
+        "fins",
+        "first",
+        "guess",
+        "handshake",
+        "ignored",
+        "index",
+        "info",
+        "start_ts",
+        "state",
+    )
+
+    def __init__(self, index: int, capture_id: str, ts: float) -> None:
+        self.index = index
+        self.capture_id = capture_id
+        self.start_ts = ts
+        self.closed_ts = ts
+        self.state = _NEW
+        self.first: _Half | None = None
+        """The side that sent the conversation's first segment."""
+        self.client: _Half | None = None
+        self.handshake = False
+        self.guess: str | None = None
+        """How the roles were guessed, when no handshake told them."""
+        self.info: FlowInfo | None = None
+        self.fins = 0
+        self.end_kind: EndKind | None = None
+        self.end_frame: FrameRef | None = None
+        self.ignored = False
+
+    def last_ts(self) -> float:
+        """Capture time of the flow's latest packet."""
+        first = self.first
+        if first is None:
+            return self.closed_ts
+        a = first.stats.last_ts
+        b = first.peer.stats.last_ts
+        if a is None:
+            return self.start_ts if b is None else b
+        return a if b is None or a >= b else b
+
+
+class FlowTable:
+    """TCP connections of one capture, reassembled and handed to a `FlowSink` (see the module)."""
+
+    def __init__(
+        self,
+        sink: FlowSink,
+        *,
+        role_hint: RoleHint | None = None,
+        max_flows: int = 200_000,
+        idle_timeout: float = 900.0,
+        max_buffered_per_direction: int = 4 << 20,
+    ) -> None:
+        self._sink = sink
+        self._role_hint = role_hint
+        self._max_flows = max(1, max_flows)
+        self._idle_timeout = idle_timeout
+        self._max_buffered = max_buffered_per_direction
+        self._linger = min(CLOSED_LINGER, idle_timeout)
+        self._sweep_every = max(min(idle_timeout, CLOSED_LINGER) / SWEEPS_PER_TIMEOUT, 1e-3)
+        self._next_sweep = float("-inf")
+        self._halves: dict[FlowKey, _Half] = {}
+        self._active: OrderedDict[int, _Flow] = OrderedDict()
+        """Open flows by index, least recently active first."""
+        self._closed: OrderedDict[int, _Flow] = OrderedDict()
+        """Tombstones by index, oldest first."""
+        self._next_index = 0
+        self._lru_step = min(1.0, idle_timeout / 100)
+        """The LRU order is kept to this many seconds of capture time, not per segment."""
+        self._finished: _Flow | None = None
+        """A flow whose second FIN was just released, to close once the current call returns."""
+
+    @property
+    def open_flows(self) -> int:
+        """Connections currently open (tombstones of closed ones not included)."""
+        return len(self._active)
+
+    # -- input -----------------------------------------------------------------------------
+
+    def add(self, seg: Segment) -> None:
+        """Take the next segment of the capture."""
+        ts = seg.ts
+        if ts >= self._next_sweep:
+            self._sweep(ts)
+        half = self._halves.get((seg.src, seg.sport, seg.dst, seg.dport))
+        flags = seg.flags
+        if half is None or not half.ready or flags & _SLOW_FLAGS:
+            self._add_slow(seg, half)
+            return
+        # The short path: an open flow, a side already seen, no SYN, FIN or RST.
+        if ts >= half.lru_due:
+            self._touch(half, ts)
+        st = half.stats
+        st.packets += 1
+        st.last_frame = seg.frame
+        st.last_ts = ts
+        if seg.ttl == half.ttl:
+            half.ttl_run += 1
+        else:
+            half.new_ttl(seg.ttl)
+        half.ip_id = seg.ip_id
+        half.mac = seg.src_mac
+        ack = seg.ack
+        if ack != half.ack_seen and flags & ACK:
+            half.ack_seen = ack
+            peer = half.peer
+            if peer.seen_end >= 0 and 0 < ((ack - peer.seen_end) & SEQ_MASK) < MAX_WINDOW:
+                peer.acked(ack, seg.frame, ts)
+                if self._finished is not None:
+                    self._close_finished()
+                    return
+        n = seg.payload_len
+        if n:
+            st.payload_packets += 1
+            half.push(seg.seq, seg.payload, n, seg.frame, ts)
+            if self._finished is not None:
+                self._close_finished()
+
+    def ignore(self, flow: FlowInfo) -> None:
+        """Stop keeping and delivering this flow's payload (no more `on_data`, `on_gap` or
+        payload anomalies); it is still counted, its ends reported and it is still closed.
+
+        For an ignored direction `DirectionStats.bytes` counts the stream extent seen."""
+        live = self._active.get(flow.index)
+        if live is None or live.info is None or (live.info is not flow and live.info != flow):
+            return
+        live.ignored = True
+        if live.first is not None:
+            live.first.ignore()
+            live.first.peer.ignore()
+
+    def finish(self) -> None:
+        """End of the capture: deliver what is buffered (holes become gaps), release pending
+        FINs and close every open flow, in index order."""
+        for index in sorted(self._active):
+            flow = self._active.get(index)
+            if flow is not None:
+                self._close(flow)
+        for flow in list(self._closed.values()):
+            self._forget(flow)
+        self._halves.clear()
+
+    # -- the slow path: new flows, handshakes, ends, tombstones ----------------------------
+
+    def _add_slow(self, seg: Segment, half: _Half | None) -> None:
+        flags = seg.flags
+        if half is None:
+            half = self._new_flow(seg)
+        else:
+            flow = half.flow
+            if flags & SYN and not flags & (ACK | RST):
+                if flow.state == _CLOSED:
+                    self._forget(flow)
+                    half = self._new_flow(seg)
+                elif not (flow.client is half and seg.seq in (half.syn_isn, half.derived_isn)):
+                    self._port_reuse(flow, seg)
+                    half = self._new_flow(seg)
+            elif flow.state == _CLOSED:
+                self._after_close(flow, half, seg)
+                return
+        flow = half.flow
+        ts = seg.ts
+        self._touch(half, ts)
+        st = half.stats
+        if st.packets == 0:
+            st.first_frame = seg.frame
+            half.first_tsval = seg.tsval
+        st.packets += 1
+        st.last_frame = seg.frame
+        st.last_ts = ts
+        usual = half.usual_origin() if flags & (FIN | RST) else None
+        if not flags & RST:
+            if seg.ttl == half.ttl:
+                half.ttl_run += 1
+            else:
+                half.new_ttl(seg.ttl)
+            half.ip_id = seg.ip_id
+            half.mac = seg.src_mac
+            if flags & SYN:
+                self._syn(flow, half, seg)
+        n = seg.payload_len
+        if flow.state == _NEW and (n or flags & (FIN | RST)):
+            self._guess_roles(flow, half, seg)
+        if flow.state == _ROLES and (n or flags & (FIN | RST) or half.peer.stats.packets):
+            self._start(flow)
+        if flow.state != _OPEN:
+            return
+        half.ready = True
+        if flags & ACK and not flags & RST:
+            peer = half.peer
+            if peer.seen_end >= 0 and 0 < ((seg.ack - peer.seen_end) & SEQ_MASK) < MAX_WINDOW:
+                peer.acked(seg.ack, seg.frame, ts)
+        if n:
+            st.payload_packets += 1
+        if n and not flags & RST:
+            seq = seg.seq + 1 if flags & SYN else seg.seq
+            half.push(seq & SEQ_MASK, seg.payload, n, seg.frame, ts)
+        if flags & RST:
+            self._reset(flow, half, seg, usual)
+            return
+        if flags & FIN and half.fin is None:
+            fin_seq = (seg.seq + n + (1 if flags & SYN else 0)) & SEQ_MASK
+            half.set_base(fin_seq)
+            direction = half.direction
+            origin = PacketOrigin(seg.ttl, seg.ip_id, seg.src_mac)
+            end = StreamEnd(
+                direction, EndKind.FIN, half.offset(fin_seq), seg.frame, ts, origin, usual
+            )
+            half.set_fin(end)
+        if self._finished is not None:
+            self._close_finished()
+
+    def _new_flow(self, seg: Segment) -> _Half:
+        if len(self._active) >= self._max_flows:
+            oldest = next(iter(self._active.values()))
+            self._evict(oldest, f"the flow table is full ({self._max_flows} open flows)")
+        index = self._next_index
+        self._next_index += 1
+        flow = _Flow(index, seg.frame.capture_id, seg.ts)
+        key = (seg.src, seg.sport, seg.dst, seg.dport)
+        rkey = reverse_key(key)
+        half = _Half(flow, key, self._max_buffered)
+        other = _Half(flow, rkey, self._max_buffered)
+        half.peer = other
+        other.peer = half
+        flow.first = half
+        self._halves[key] = half
+        self._halves[rkey] = other
+        self._active[index] = flow
+        return half
+
+    def _syn(self, flow: _Flow, half: _Half, seg: Segment) -> None:
+        """Record what a SYN or SYN-ACK says: ISN, MSS, offset 0, and the roles."""
+        if half.syn_isn is None:
+            half.syn_isn = seg.seq
+            half.syn_mss = seg.mss
+            half.set_base(seg.seq + 1)
+        if seg.flags & ACK:
+            peer = half.peer
+            if peer.syn_isn is None and peer.derived_isn is None:
+                peer.derived_isn = (seg.ack - 1) & SEQ_MASK
+                peer.set_base(seg.ack)
+            if flow.state == _NEW:
+                self._set_roles(flow, peer, handshake=False, guess=None)
+        else:
+            if half.syn_frame is None:
+                half.syn_frame = seg.frame
+            # Also when the SYN-ACK was captured first and the flow has not started yet.
+            if flow.state == _NEW or (flow.state == _ROLES and flow.client is half):
+                self._set_roles(flow, half, handshake=True, guess=None)
+
+    def _guess_roles(self, flow: _Flow, half: _Half, seg: Segment) -> None:
+        sender_is_server: bool | None = None
+        how = "its port"
+        if seg.payload_len and seg.payload and self._role_hint is not None:
+            sender_is_server = self._role_hint(seg.payload, seg.sport, seg.dport)
+            how = "the first payload"
+        if sender_is_server is None:
+            sender_is_server = port_says_source_is_server(seg.sport, seg.dport)
+            how = "its port"
+        client = half.peer if sender_is_server else half
+        server = client.peer
+        self._set_roles(
+            flow,
+            client,
+            handshake=False,
+            guess=f"no handshake captured: {Endpoint(server.ip, server.port)} is taken as the "
+            f"server from {how}",
+        )
+
+    def _set_roles(self, flow: _Flow, client: _Half, *, handshake: bool, guess: str | None) -> None:
+        flow.client = client
+        flow.handshake = handshake
+        flow.guess = guess
+        client.direction = Direction.CLIENT_TO_SERVER
+        client.peer.direction = Direction.SERVER_TO_CLIENT
+        flow.state = _ROLES
+
+    def _start(self, flow: _Flow) -> None:
+        client = flow.client
+        assert client is not None
+        server = client.peer
+        info = FlowInfo(
+            capture_id=flow.capture_id,
+            index=flow.index,
+            client=Endpoint(client.ip, client.port),
+            server=Endpoint(server.ip, server.port),
+            start_ts=flow.start_ts,
+            handshake_seen=flow.handshake,
+            syn_frame=client.syn_frame,
+            client_isn=client.syn_isn if client.syn_isn is not None else client.derived_isn,
+            server_isn=server.syn_isn,
+            client_tsval=client.first_tsval,
+            server_tsval=server.first_tsval,
+            mss=(client.syn_mss, server.syn_mss),
+        )
+        flow.info = info
+        flow.state = _OPEN
+        sink = self._sink
+        for half in (client, server):
+            half.on_data = partial(sink.on_data, info)
+            half.on_gap = partial(sink.on_gap, info)
+            half.on_anomaly = partial(sink.on_anomaly, info)
+            half.on_fin = partial(self._fin_released, half)
+            half.ready = half.stats.packets > 0
+        sink.on_flow_start(info)
+        if flow.guess is not None:
+            first = flow.first
+            assert first is not None and first.stats.first_frame is not None
+            sink.on_anomaly(
+                info,
+                Anomaly(
+                    FlowAnomaly.MIDSTREAM_START,
+                    flow.guess,
+                    (first.stats.first_frame,),
+                    flow.start_ts,
+                ),
+            )
+
+    def _ensure_started(self, flow: _Flow) -> FlowInfo:
+        if flow.state == _NEW:
+            first = flow.first
+            assert first is not None
+            by_port = port_says_source_is_server(first.port, first.peer.port)
+            client = first.peer if by_port else first
+            self._set_roles(
+                flow,
+                client,
+                handshake=False,
+                guess=f"no handshake captured: {Endpoint(client.peer.ip, client.peer.port)} is "
+                "taken as the server from its port",
+            )
+        if flow.state == _ROLES:
+            self._start(flow)
+        assert flow.info is not None
+        return flow.info
+
+    # -- ends ------------------------------------------------------------------------------
+
+    def _fin_released(self, half: _Half, end: StreamEnd) -> None:
+        """A FIN's turn came in its stream."""
+        flow = half.flow
+        half.stats.end = end
+        flow.fins += 1
+        if flow.fins == 2:
+            self._finished = flow
+        if flow.end_kind is None:
+            flow.end_kind = EndKind.FIN
+            flow.end_frame = end.frame
+        assert flow.info is not None
+        self._sink.on_end(flow.info, end)
+
+    def _reset(self, flow: _Flow, half: _Half, seg: Segment, usual: PacketOrigin | None) -> None:
+        half.set_base(seg.seq)
+        direction = half.direction
+        assert flow.client is not None
+        end = StreamEnd(
+            direction,
+            EndKind.RST,
+            half.offset(seg.seq),
+            seg.frame,
+            seg.ts,
+            PacketOrigin(seg.ttl, seg.ip_id, seg.src_mac),
+            usual,
+        )
+        flow.client.flush(seg.ts)
+        flow.client.peer.flush(seg.ts)
+        half.stats.end = end
+        flow.end_kind = EndKind.RST
+        flow.end_frame = seg.frame
+        assert flow.info is not None
+        self._sink.on_end(flow.info, end)
+        self._close(flow)
+
+    def _touch(self, half: _Half, ts: float) -> None:
+        """Move the flow to the recent end of the LRU order (at most once per `_lru_step`)."""
+        half.lru_due = ts + self._lru_step
+        self._active.move_to_end(half.flow.index)
+
+    def _close_finished(self) -> None:
+        flow = self._finished
+        self._finished = None
+        if flow is not None and flow.state == _OPEN:
+            self._close(flow)
+
+    def _close(self, flow: _Flow, *, evicted: bool = False) -> None:
+        """Hand the flow's counters on and forget it (FIN/RST-closed flows linger as tombstones)."""
+        info = self._ensure_started(flow)
+        client = flow.client
+        assert client is not None
+        server = client.peer
+        last_ts = flow.last_ts()
+        client.flush(last_ts)
+        server.flush(last_ts)
+        if self._finished is flow:
+            self._finished = None
+        if flow.state != _OPEN:
+            return
+        flow.state = _CLOSED
+        client.ready = server.ready = False
+        client.release()
+        server.release()
+        self._active.pop(flow.index, None)
+        linger = not evicted and (flow.end_kind is EndKind.RST or flow.fins == 2)
+        if linger:
+            flow.closed_ts = last_ts
+            self._closed[flow.index] = flow
+            if len(self._closed) > self._max_flows:
+                _, oldest = self._closed.popitem(last=False)
+                self._forget(oldest)
+        stats = FlowStats(client.stats, server.stats, last_ts, evicted)
+        self._sink.on_flow_closed(info, stats)
+        if not linger:
+            self._drop_keys(flow)
+
+    def _evict(self, flow: _Flow, why: str) -> None:
+        info = self._ensure_started(flow)
+        first = flow.first
+        assert first is not None
+        seen = [f for f in (first.stats.last_frame, first.peer.stats.last_frame) if f is not None]
+        self._sink.on_anomaly(
+            info,
+            Anomaly(FlowAnomaly.FLOW_EVICTED, f"closed early: {why}", (max(seen),), flow.last_ts()),
+        )
+        self._close(flow, evicted=True)
+        self._active.pop(flow.index, None)
+
+    def _port_reuse(self, flow: _Flow, seg: Segment) -> None:
+        info = self._ensure_started(flow)
+        self._sink.on_anomaly(
+            info,
+            Anomaly(
+                FlowAnomaly.PORT_REUSE,
+                f"a new SYN (ISN {seg.seq}) from {Endpoint(seg.src, seg.sport)} reuses the 4-tuple "
+                f"of flow {flow.index}, which was still open: it is closed and a new flow begins",
+                (seg.frame,),
+                seg.ts,
+            ),
+        )
+        if flow.state == _OPEN:
+            self._close(flow)
+
+    def _after_close(self, flow: _Flow, half: _Half, seg: Segment) -> None:
+        """A segment for a connection already closed by FIN or RST."""
+        n = seg.payload_len
+        if not n or flow.ignored or flow.info is None:
+            return
+        frames = (flow.end_frame, seg.frame) if flow.end_frame is not None else (seg.frame,)
+        if flow.end_kind is EndKind.RST:
+            self._sink.on_anomaly(
+                flow.info,
+                Anomaly(
+                    FlowAnomaly.DATA_AFTER_RST,
+                    f"{n} payload bytes after the connection was reset",
+                    frames,
+                    seg.ts,
+                    half.direction,
+                ),
+            )
+            return
+        if half.base is None or half.fin is None:
+            return
+        start = half.offset(seg.seq)
+        if start + n > half.fin_off:
+            first = max(start, half.fin_off)
+            self._sink.on_anomaly(
+                flow.info,
+                Anomaly(
+                    FlowAnomaly.DATA_AFTER_FIN,
+                    f"{start + n - first} bytes at stream offsets {first}..{start + n} after the "
+                    f"FIN at offset {half.fin_off}, once the connection was closed",
+                    (half.fin.frame, seg.frame),
+                    seg.ts,
+                    half.direction,
+                ),
+            )
+
+    # -- housekeeping ----------------------------------------------------------------------
+
+    def _sweep(self, now: float) -> None:
+        """Close flows idle longer than the timeout; forget tombstones older than the linger."""
+        self._next_sweep = now + self._sweep_every
+        active = self._active
+        limit = now - self._idle_timeout
+        while active:
+            flow = next(iter(active.values()))
+            last_ts = flow.last_ts()
+            if last_ts > limit:
+                break
+            self._evict(
+                flow, f"idle for {now - last_ts:.1f} s (idle timeout {self._idle_timeout:g} s)"
+            )
+        closed = self._closed
+        limit = now - self._linger
+        while closed:
+            flow = next(iter(closed.values()))
+            if flow.closed_ts > limit:
+                break
+            self._forget(flow)
+
+    def _forget(self, flow: _Flow) -> None:
+        """Drop a tombstone."""
+        self._closed.pop(flow.index, None)
+        self._drop_keys(flow)
+
+    def _drop_keys(self, flow: _Flow) -> None:
+        """Forget the flow for good; break its reference cycles so memory is freed at once."""
+        first = flow.first
+        if first is None:
+            return
+        halves = self._halves
+        pair = (first, first.peer)
+        for half in pair:
+            if halves.get(half.key) is half:
+                del halves[half.key]
+        flow.first = flow.client = None
+        for half in pair:
+            half.release()
+            half.on_fin = _no_fin
+            del half.peer, half.flow
