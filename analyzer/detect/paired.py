@@ -509,12 +509,16 @@ def resets(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
         return findings
     crossed, cut = _crossed_headers(txn, received_end)
     killer = forged[0].end if forged else None
-    received = server.stats.client_to_server
+    last_frame, last_ts = (
+        server.streams.client_to_server.frame_at(max(0, received_end - 1))
+        if server.streams is not None
+        else (None, None)
+    )
     tail: list[Evidence] = [
         evidence(
             server,
-            received.last_frame,
-            received.last_ts,
+            last_frame,
+            last_ts,
             C2S,
             f"(client→server stream ends at byte {received_end})",
             "the last client bytes the server received",
