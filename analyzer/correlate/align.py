@@ -133,6 +133,10 @@ class _Aligner:
         self.received = received
         self.a = bytes(sent.data)
         self.b = bytes(received.data)
+        if sent.truncated or received.truncated:
+            # Past the recording cap only lengths are known: compare what both sides kept.
+            common = min(len(self.a), len(self.b))
+            self.a, self.b = self.a[:common], self.b[:common]
         self.out: list[Divergence] = []
 
     def add(self, kind: DivergenceKind, a0: int, a1: int, b0: int, b1: int) -> None:

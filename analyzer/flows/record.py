@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from analyzer._common import Direction, FrameRef
 
-MAX_RECORDED_BYTES = 8 << 20
+MAX_RECORDED_BYTES = 2 << 20
 """Bytes kept per direction of one flow; the rest is counted but not kept."""
 
 
