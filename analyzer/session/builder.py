@@ -57,14 +57,13 @@ class _Txn:
     reply_code: int | None = None
     reply_text: str | None = None
     headers: list[HeaderField] = field(default_factory=list)
-    header_block: bytes | None = None
     end_ts: float | None = None
     mail_command: int = 0
     """id() of the MAIL command that opened it, to recognise the reply to it."""
     mail_accepted: bool = False
 
     def freeze(self) -> MailTransaction:
-        summary = summarize(self.header_block) if self.header_block else None
+        summary = summarize(self.headers) if self.headers else None
         return MailTransaction(
             index=self.index,
             mail_from=self.mail_from,
@@ -310,7 +309,6 @@ class SessionBuilder:
             )
         self._txn.complete = event.complete
         self._txn.size = event.size
-        self._txn.header_block = event.header_block
         self._txn.end_ts = event.ts
 
     def _close_txn(self) -> None:
@@ -331,10 +329,13 @@ class SessionBuilder:
             return EndReason.GAP
         return EndReason.EOF
 
+    def _ehlo_keywords(self) -> tuple[str, ...]:
+        if self._ehlo_reply is None:
+            return ()
+        return tuple(kw.name for kw in parse_ehlo_keywords(self._ehlo_reply))
+
     def _starttls(self) -> StartTls:
-        advertised = self._ehlo_reply is not None and any(
-            kw.name == "STARTTLS" for kw in parse_ehlo_keywords(self._ehlo_reply)
-        )
+        advertised = "STARTTLS" in self._ehlo_keywords()
         reply = self._starttls_reply
         return StartTls(
             advertised=advertised,
@@ -355,7 +356,7 @@ class SessionBuilder:
     ) -> SmtpSession:
         self._close_txn()
         ehlo = self._ehlo_reply
-        keywords = parse_ehlo_keywords(ehlo) if ehlo else ()
+        keywords = self._ehlo_keywords()
         banner = self._banner
         anomalies = list(self._anomalies)
         end_ts = max(self._last_ts, stats.end_ts or self._last_ts)
@@ -370,7 +371,7 @@ class SessionBuilder:
             banner_frame=banner.frame if banner else None,
             helo_verb=self._helo.verb if self._helo else None,
             helo=decode_text(self._helo.args).strip() if self._helo else None,
-            ehlo_keywords=tuple(kw.name for kw in keywords),
+            ehlo_keywords=keywords,
             ehlo_lines=tuple(decode_text(line) for line in ehlo.lines[1:]) if ehlo else (),
             starttls=self._starttls(),
             transactions=tuple(self._txns),

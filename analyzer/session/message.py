@@ -1,22 +1,28 @@
-"""Read the header section of one message with the stdlib `email` package.
+"""Decode one message's header fields for display, with the stdlib `email` package.
 
-Only the header block is parsed (a full MIME parse costs milliseconds per message and tells a
-firewall analysis nothing). Encoded words (RFC 2047) are decoded for display; anything the
-`email` package cannot make sense of is kept as raw text, never raised.
+The SMTP observer already split the header section into fields (with their stream offsets); this
+module turns them into text and picks the fields a mail engineer asks about first. Encoded words
+(RFC 2047) are decoded with `email.header`; anything it cannot make sense of is kept as sent,
+never raised. Running the whole header block through `email.parser` again would cost a
+millisecond per message for nothing the fields do not already say.
 """
 
 from __future__ import annotations
 
 import email.header
-import email.parser
-import email.policy
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from analyzer.smtp.events import MessageHeader
 
 from .model import HeaderField
 
-_PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+FOLD = re.compile(r"\r?\n(?=[ \t])")
+"""RFC 5322 §2.2.3: unfolding removes each CRLF that is followed by white space."""
+
+ENCODED_WORD = "=?"
+"""RFC 2047 §2: an encoded word starts with `=?charset?`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,35 +40,26 @@ def decode_text(raw: bytes) -> str:
 
 
 def _display(value: str | None) -> str | None:
-    """Decode RFC 2047 encoded words; fall back to the raw value."""
-    if value is None:
-        return None
+    """Decode RFC 2047 encoded words; fall back to the value as sent."""
+    if value is None or ENCODED_WORD not in value:
+        return value
     try:
         return str(email.header.make_header(email.header.decode_header(value)))
     except Exception:  # malformed encoded words are common on the wire
         return value
 
 
-def summarize(header_block: bytes) -> MessageSummary:
-    """The fields a mail engineer asks about first, from a message's header section."""
-    try:
-        msg = _PARSER.parsebytes(header_block)
-    except Exception:
-        return MessageSummary(None, None, None, None, None)
-
-    def get(name: str) -> str | None:
-        value = msg.get(name)
-        if value is None:
-            return None
-        text = str(value) if not isinstance(value, str) else value
-        return " ".join(text.split())
-
+def summarize(headers: Iterable[HeaderField]) -> MessageSummary:
+    """Subject, From, To, Message-ID and Date (the first of each) of one message."""
+    first: dict[str, str] = {}
+    for header in headers:
+        first.setdefault(header.name.lower(), header.value)
     return MessageSummary(
-        subject=_display(get("Subject")),
-        header_from=_display(get("From")),
-        header_to=_display(get("To")),
-        message_id=get("Message-ID"),
-        date=get("Date"),
+        subject=_display(first.get("subject")),
+        header_from=_display(first.get("from")),
+        header_to=_display(first.get("to")),
+        message_id=first.get("message-id"),
+        date=first.get("date"),
     )
 
 
@@ -72,7 +69,7 @@ def header_field(event: MessageHeader) -> HeaderField:
     _, _, value = raw.partition(b":")
     return HeaderField(
         name=decode_text(event.name),
-        value=" ".join(decode_text(value).split()),
+        value=FOLD.sub("", decode_text(value)).strip(),
         offset=event.offset,
         longest_line=event.longest_line,
         frame=event.frame,
