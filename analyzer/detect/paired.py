@@ -417,6 +417,7 @@ def tls_downgrade(al: PairAlignment, found: list[Finding]) -> list[Finding]:
                 "sent without TLS",
             )
         )
+    by_proxy = all(f.kind is FindingKind.EHLO_KEYWORD_REMOVED for f in why)
     return [
         Finding(
             kind=FindingKind.TLS_DOWNGRADE,
@@ -425,7 +426,7 @@ def tls_downgrade(al: PairAlignment, found: list[Finding]) -> list[Finding]:
             sessions=_ids(al),
             summary=f"The server offers STARTTLS but the session ran in cleartext: {what}.",
             cause=remedies.CAUSE_DOWNGRADE,
-            remediation=remedies.ASA_ALLOW_TLS,
+            remediation=remedies.PROXY if by_proxy else remedies.ASA_ALLOW_TLS,
             evidence=tuple(proof),
             details={
                 "messages_in_cleartext": len(cleartext),

@@ -11,7 +11,7 @@ from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from analyzer._common import FrameRef
+from analyzer._common import Direction, FrameRef
 from analyzer.correlate import PairAlignment
 from analyzer.detect import Evidence, Finding
 from analyzer.pipeline import Analysis, CaptureInfo
@@ -151,6 +151,7 @@ def _pair(al: PairAlignment) -> PairEntry:
 def _transcript(session: SmtpSession) -> list[TranscriptLine]:
     lines: list[TranscriptLine] = [
         {
+            "kind": "command" if line.direction is Direction.CLIENT_TO_SERVER else "reply",
             "direction": str(line.direction),
             "ts": round(line.ts, TIME_DIGITS),
             "frame": line.frame.frame_no if line.frame else None,
@@ -162,6 +163,7 @@ def _transcript(session: SmtpSession) -> list[TranscriptLine]:
     for end in session.ends:
         lines.append(
             {
+                "kind": str(end.kind),
                 "direction": str(end.direction),
                 "ts": round(end.ts, TIME_DIGITS),
                 "frame": end.frame.frame_no,

@@ -6,9 +6,9 @@ Formats what each report already says (counts, worst severity, finding kinds); c
 from __future__ import annotations
 
 import html
-from urllib.parse import quote
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 from analyzer.text import markdown_cell
 
@@ -54,13 +54,14 @@ text-align:left}th{background:#f3f5f7}td.n{text-align:right}
 
 
 def _html(done: Sequence[tuple[str, Report]], formats: Sequence[str]) -> str:
-    link = "report.html" if "html" in formats else ("report.md" if "md" in formats else "report.json")
+    link = next(f"report.{fmt}" for fmt in ("html", "md", "json") if fmt in formats)
     body = []
     for name, report in done:
         worst = _worst(report)
         body.append(
             "<tr>"
-            f'<td><a href="{html.escape(quote(name), quote=True)}/{link}">{html.escape(name)}</a></td>'
+            f'<td><a href="{html.escape(quote(name), quote=True)}/{link}">'
+            f"{html.escape(name)}</a></td>"
             f'<td class="n">{len(report["sessions"])}</td>'
             f'<td class="n">{len(report["pairs"])}</td>'
             f'<td class="n">{len(report["findings"])}</td>'

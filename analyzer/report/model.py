@@ -48,6 +48,8 @@ class FindingEntry(TypedDict):
 
 
 class TranscriptLine(TypedDict):
+    kind: str
+    """'command', 'reply', 'fin' or 'rst'."""
     direction: str
     ts: float
     frame: int | None

@@ -21,6 +21,9 @@ def transaction_dict(txn: MailTransaction) -> dict[str, Any]:
         "reply_code": txn.reply_code,
         "complete": txn.complete,
         "subject": txn.subject,
+        "start": txn.start_ts,
+        "frame": txn.frame.frame_no if txn.frame else None,
+        "data_offset": txn.data_offset,
         "accepted_rcpt_to": list(txn.accepted_rcpt_to),
     }
 
