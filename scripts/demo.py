@@ -7,6 +7,7 @@ page each. Findings are the point of the demo, so exit status 1 ("findings") cou
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -20,13 +21,16 @@ FOLDERS = (
 
 
 def run() -> int:
+    os.chdir(ROOT)  # reports name the captures by their path in the project
     ran = False
     for captures, reports in FOLDERS:
         if not captures.is_dir() or not any(captures.glob("*/client-side*")):
             continue
         ran = True
         print(f"### smtpfw analyze {captures.relative_to(ROOT)} --out {reports.relative_to(ROOT)}")
-        code = main(["analyze", str(captures), "--out", str(reports)])
+        code = main(
+            ["analyze", str(captures.relative_to(ROOT)), "--out", str(reports.relative_to(ROOT))]
+        )
         if code not in (EXIT_OK, EXIT_FINDINGS):
             return code
     if not ran:
