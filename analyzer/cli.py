@@ -18,9 +18,9 @@ from typing import Any, TextIO
 from analyzer.capture import open_capture
 from analyzer.errors import CaptureError, SmtpfwError, UsageError
 from analyzer.pipeline import PipelineStats, iter_sessions
+from analyzer.report.model import Report
 from analyzer.session.export import session_dict
 from analyzer.session.model import SmtpSession
-from analyzer.report.model import Report
 from analyzer.text import clip, visible
 
 EXIT_OK = 0

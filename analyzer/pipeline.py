@@ -312,6 +312,11 @@ class Analysis:
     def session(self, session_id: str) -> SmtpSession | None:
         return next((s for s in self.sessions if s.id == session_id), None)
 
+    def _repr_html_(self) -> str:
+        from analyzer.display import analysis_html
+
+        return analysis_html(self)
+
 
 def _as_paths(value: PathLike | Sequence[PathLike] | None) -> list[PathLike]:
     if value is None:

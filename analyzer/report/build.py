@@ -148,7 +148,8 @@ def _pair(al: PairAlignment) -> PairEntry:
     }
 
 
-def _transcript(session: SmtpSession) -> list[TranscriptLine]:
+def transcript(session: SmtpSession) -> list[TranscriptLine]:
+    """A session's commands, replies and connection ends in time order, as in report.json."""
     lines: list[TranscriptLine] = [
         {
             "kind": "command" if line.direction is Direction.CLIENT_TO_SERVER else "reply",
@@ -201,7 +202,7 @@ def build_report(analysis: Analysis) -> Report:
         "sessions": [_rounded(session_dict(s, analysis.peer_of(s.id))) for s in analysis.sessions],
         "pairs": [_pair(al) for al in analysis.alignments],
         "findings": [_finding(f, files) for f in analysis.findings],
-        "transcripts": {s.id: _transcript(s) for s in analysis.sessions if s.id in named},
+        "transcripts": {s.id: transcript(s) for s in analysis.sessions if s.id in named},
         "summary": {
             "sessions": len(analysis.sessions),
             "pairs": len(analysis.pairs),
