@@ -1,0 +1,130 @@
+"""Write small SMTP conversations as pcap files with scapy, choosing every segment boundary.
+
+A `Conversation` keeps both sides' sequence numbers, so a test says only what each side sends
+and how it is cut into segments; handshake, ACK numbers, FIN and RST come out right. Addresses
+are from the documentation ranges (RFC 5737).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+from scapy.utils import wrpcap
+
+Side = Literal["client", "server"]
+
+CLIENT = ("192.0.2.10", 40000, "02:00:00:00:00:0a", 64)
+SERVER = ("198.51.100.25", 25, "02:00:00:00:00:19", 57)
+TLS_CLIENT_HELLO = bytes.fromhex(
+    "16030100310100002d0303" + "00" * 32 + "0000020035010000020000"
+)
+"""A minimal TLS 1.2 ClientHello record (one cipher suite, no extensions)."""
+
+
+@dataclass
+class Conversation:
+    """One TCP connection, written packet by packet."""
+
+    t0: float = 1_700_000_000.0
+    step: float = 0.01
+    client_isn: int = 1000
+    server_isn: int = 500_000
+    client_port: int = CLIENT[1]
+    packets: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._seq = {"client": self.client_isn, "server": self.server_isn}
+        self._t = self.t0
+
+    def _packet(self, side: Side, flags: str, payload: bytes = b"") -> None:
+        client = (CLIENT[0], self.client_port, CLIENT[2], CLIENT[3])
+        me, peer = (client, SERVER) if side == "client" else (SERVER, client)
+        other: Side = "server" if side == "client" else "client"
+        ack = self._seq[other] if "A" in flags else 0
+        pkt = (
+            Ether(src=me[2], dst=peer[2])
+            / IP(src=me[0], dst=peer[0], ttl=me[3])
+            / TCP(sport=me[1], dport=peer[1], flags=flags, seq=self._seq[side], ack=ack,
+                  window=65535)
+            / payload
+        )
+        self._t += self.step
+        pkt.time = self._t
+        self.packets.append(pkt)
+        self._seq[side] += len(payload) + (1 if ("S" in flags or "F" in flags) else 0)
+
+    def handshake(self) -> Conversation:
+        self._packet("client", "S")
+        self._packet("server", "SA")
+        self._packet("client", "A")
+        return self
+
+    def send(self, side: Side, *segments: bytes) -> Conversation:
+        """`side` sends each of `segments` as one TCP segment."""
+        for segment in segments:
+            self._packet(side, "PA", segment)
+        return self
+
+    def close(self) -> Conversation:
+        """Both sides send FIN, the client first; the last ACK follows."""
+        self._packet("client", "FA")
+        self._packet("server", "FA")
+        self._packet("client", "A")
+        return self
+
+    def reset(self, side: Side) -> Conversation:
+        self._packet(side, "RA")
+        return self
+
+    def write(self, path: Path) -> Path:
+        wrpcap(str(path), self.packets)
+        return path
+
+
+def smtp_dialogue(
+    message: list[bytes],
+    *,
+    ehlo_reply: list[bytes] | None = None,
+    after_data: list[bytes] | None = None,
+) -> Conversation:
+    """Greeting, EHLO, one MAIL/RCPT/DATA transaction whose message is sent as the segments
+    `message` (the end mark included), then QUIT (unless `after_data` says what the client
+    sends after the message, in which segments) and a clean close."""
+    conv = Conversation().handshake()
+    conv.send("server", b"220 mx.example.net ESMTP\r\n")
+    conv.send("client", b"EHLO client.example.org\r\n")
+    conv.send("server", *(ehlo_reply or [b"250-mx.example.net\r\n250 PIPELINING\r\n"]))
+    conv.send("client", b"MAIL FROM:<alice@example.org>\r\n")
+    conv.send("server", b"250 2.1.0 Ok\r\n")
+    conv.send("client", b"RCPT TO:<bob@example.net>\r\n")
+    conv.send("server", b"250 2.1.5 Ok\r\n")
+    conv.send("client", b"DATA\r\n")
+    conv.send("server", b"354 End data with <CR><LF>.<CR><LF>\r\n")
+    conv.send("client", *message)
+    if after_data is None:
+        conv.send("server", b"250 2.0.0 Ok: queued\r\n")
+        conv.send("client", b"QUIT\r\n")
+    else:
+        conv.send("client", *after_data)
+        conv.send("server", b"250 2.0.0 Ok: queued\r\n")
+    conv.send("server", b"221 2.0.0 Bye\r\n")
+    return conv.close()
+
+
+MESSAGE = (
+    b"From: Alice <alice@example.org>\r\n"
+    b"To: Bob <bob@example.net>\r\n"
+    b"Subject: a test\r\n"
+    b"Message-ID: <test-1@example.org>\r\n"
+    b"\r\n"
+    b"Hello Bob,\r\n"
+    b"..a line that starts with a dot\r\n"
+    b"bye\r\n"
+)
+"""A small message as sent (dot-stuffed), without the end mark."""
+MESSAGE_SIZE = len(MESSAGE) - 1
+"""Its size after unstuffing (one doubled dot)."""
