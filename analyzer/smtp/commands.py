@@ -1,4 +1,4 @@
-"""Client command lines: the verb table, verb and argument splitting, AUTH redaction, MAIL/RCPT paths.
+"""Client command lines: the verb table, splitting, AUTH redaction, MAIL/RCPT paths and params.
 
 Pure functions over the bytes of one line; no state. What a command does to the session (enter
 DATA, start TLS, …) is in `state`; the observer applies it.
@@ -19,8 +19,8 @@ class Verb:
     reference: str
     """Where the verb is defined."""
     positive: frozenset[int]
-    """Positive reply codes the verb can get (2yz completion, 3yz intermediate). Any 4yz or
-    5yz reply fits any verb; this is only used to re-align replies after a capture gap."""
+    """Positive reply codes of the verb's first reply (2yz completion, 3yz intermediate). Any
+    4yz or 5yz reply fits any verb; this is only used to re-align replies after a capture gap."""
 
 
 def _verbs(*verbs: Verb) -> dict[str, Verb]:
@@ -33,7 +33,7 @@ VERBS: Final[dict[str, Verb]] = _verbs(
     Verb("HELO", "RFC 5321 §4.1.1.1", frozenset({250})),
     Verb("MAIL", "RFC 5321 §4.1.1.2", frozenset({250})),
     Verb("RCPT", "RFC 5321 §4.1.1.3", frozenset({250, 251, 252})),
-    Verb("DATA", "RFC 5321 §4.1.1.4", frozenset({250, 354})),
+    Verb("DATA", "RFC 5321 §4.1.1.4", frozenset({354})),
     Verb("RSET", "RFC 5321 §4.1.1.5", frozenset({250})),
     Verb("VRFY", "RFC 5321 §4.1.1.6", frozenset({250, 251, 252})),
     Verb("EXPN", "RFC 5321 §4.1.1.7", frozenset({250, 252})),

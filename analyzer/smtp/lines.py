@@ -8,7 +8,7 @@ bounds memory whatever the peer sends. This module knows nothing about commands 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from analyzer._common import FrameRef
 
@@ -16,9 +16,11 @@ LF = 0x0A
 CR = 0x0D
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
-    """One line of a stream, as the peer sent it."""
+class Line(NamedTuple):
+    """One line of a stream, as the peer sent it.
+
+    A named tuple rather than a frozen dataclass: one is made per line, so it must be cheap.
+    """
 
     content: bytes
     """The line without its terminator; at most `max_line` bytes of it."""
@@ -75,6 +77,10 @@ class LineReader:
     def pending(self) -> int:
         """Length of the partial line seen so far, kept or not; 0 at a line start."""
         return self._length
+
+    def head(self, n: int) -> bytes:
+        """The first `n` bytes of the partial line (fewer if fewer arrived)."""
+        return bytes(self._buf[:n])
 
     def take(
         self,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
 from analyzer._common import FrameRef
 
@@ -27,8 +27,7 @@ _ENHANCED = re.compile(rb"#?([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 inspection writes it after a `#` (`500 #5.5.1 command not recognized`)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ReplyLine:
+class ReplyLine(NamedTuple):
     """One parsed reply line."""
 
     code: int | None
@@ -51,8 +50,7 @@ def parse_reply_line(content: bytes) -> ReplyLine:
     return ReplyLine(None, False, content)
 
 
-@dataclass(frozen=True, slots=True)
-class AssembledReply:
+class AssembledReply(NamedTuple):
     """A reply's lines put together, before it is tied to a command."""
 
     code: int

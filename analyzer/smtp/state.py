@@ -11,7 +11,8 @@ Client-side modes and what moves between them:
     COMMANDS --STARTTLS, then 220--> TLS (both directions, for good)
 
 While an AUTH command is waiting, a 334 reply makes the client's next line a SASL response,
-not a command; the exchange ends with the first reply that is not 334.
+not a command; the exchange ends with the first reply that is not 334. Any 334 does so, even one
+whose AUTH was lost in a capture gap: a credential must never be taken for a command.
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ class CommandEffect(enum.Enum):
     """AUTH: SASL responses may follow instead of commands (RFC 4954 §4)."""
 
 
+ENDS_CHUNKED_MESSAGE: Final[frozenset[str]] = frozenset(
+    {"MAIL", "RSET", "HELO", "EHLO", "LHLO", "QUIT", "STARTTLS", "DATA"}
+)
+"""Commands that abandon a BDAT message still waiting for its LAST chunk: they reset or leave
+the mail transaction (RFC 3030 §2, RFC 5321 §4.1.1.5 and §4.1.4)."""
+
 COMMAND_EFFECTS: Final[Mapping[str, CommandEffect]] = {
     "DATA": CommandEffect.MESSAGE_IF_UNANSWERED,
     "BDAT": CommandEffect.CHUNK,
@@ -103,10 +110,18 @@ def keeps_command_open(verb: str, code: int) -> bool:
     return (verb, code) in INTERMEDIATE
 
 
-def reply_fits(verb: str, code: int) -> bool:
+FINAL_POSITIVE: Final[Mapping[str, frozenset[int]]] = {"DATA": frozenset({250})}
+"""Positive replies to a command after its intermediate reply and what followed it: the mail
+data was accepted (RFC 5321 §4.3.2)."""
+
+
+def reply_fits(verb: str, code: int, *, continued: bool = False) -> bool:
     """The reply code is one the command can get: any failure (4yz, 5yz) fits any command; a
-    positive code must be one the verb's definition lists. Unknown verbs take anything."""
+    positive code must be one the verb's definition lists (for its final reply when the command
+    is `continued` after an intermediate one). Unknown verbs take anything."""
     if code >= 400:
         return True
+    if continued and verb in FINAL_POSITIVE:
+        return code in FINAL_POSITIVE[verb]
     known = VERBS.get(verb)
     return known is None or code in known.positive

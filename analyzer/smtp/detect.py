@@ -1,0 +1,58 @@
+"""Content sniffing: do a flow's first bytes look like SMTP, and which side is the server?
+
+Used to find SMTP on any port and to give roles to flows whose handshake was not captured.
+Pure functions over a few bytes; nothing is parsed beyond the first line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from .commands import VERBS
+
+SMTP_PORTS: Final = frozenset({25, 465, 587, 2525})
+"""Server ports of mail submission and relay: 25 (RFC 5321), 465 (implicit TLS, RFC 8314),
+587 (RFC 6409), 2525 (a common alternative)."""
+
+_GREETING = re.compile(rb"(?:220|421|554)[ -]")
+"""What a server says first (RFC 5321 §3.1, §4.3.2): 220 ready, 554 no service, 421 busy."""
+_NOT_SMTP_GREETING = re.compile(rb"[^\n]*FTP", re.IGNORECASE)
+"""FTP servers greet with 220 too; their banners say so."""
+_CLIENT_OPENING = re.compile(
+    rb"(?:(?:EHLO|HELO|LHLO)[ \r\n]|MAIL FROM:|RCPT TO:|STARTTLS\r?\n|XCLIENT |XFORWARD )",
+    re.IGNORECASE,
+)
+"""Lines that only an SMTP client sends first (a greeting reply or a transaction command)."""
+_REPLY_LINE = re.compile(rb"[2-5][0-9][0-9](?:[ -][\x20-\x7e]*)?\r?\n")
+_COMMAND_WORD = re.compile(rb"([A-Za-z]{4,8})(?:[ \r\n])")
+
+
+def looks_like_smtp_server(first_bytes: bytes) -> bool:
+    """The bytes open like an SMTP greeting: `220 `, `220-`, `554 ` or `421 `."""
+    if _GREETING.match(first_bytes) is None:
+        return False
+    return _NOT_SMTP_GREETING.match(first_bytes) is None
+
+
+def looks_like_smtp_client(first_bytes: bytes) -> bool:
+    """The bytes open like an SMTP client: EHLO/HELO/LHLO, MAIL FROM:, RCPT TO:, STARTTLS, …"""
+    return _CLIENT_OPENING.match(first_bytes) is not None
+
+
+def sender_is_server(first_bytes: bytes, sport: int, dport: int) -> bool | None:
+    """Role hint for a flow whose handshake was not captured: True when the sender of
+    `first_bytes` (from port `sport` to `dport`) is the SMTP server, False when it is the
+    client, None when neither the content nor the ports tell."""
+    if looks_like_smtp_server(first_bytes) or _REPLY_LINE.match(first_bytes):
+        return True
+    if looks_like_smtp_client(first_bytes):
+        return False
+    word = _COMMAND_WORD.match(first_bytes)
+    if word is not None and word[1].decode("ascii").upper() in VERBS:
+        return False
+    from_server_port = sport in SMTP_PORTS
+    to_server_port = dport in SMTP_PORTS
+    if from_server_port != to_server_port:
+        return from_server_port
+    return None

@@ -1,0 +1,921 @@
+"""The sans-IO SMTP observer: both directions' bytes of one connection in, SMTP events out.
+
+It watches, it does not enforce (Zeek `SMTP.cc`: the purpose is to guess the state, not to check
+correctness). Every oddity on the wire becomes an `AnomalySeen`; nothing raises. Gaps, one-sided
+captures, resets and the end of the capture are ordinary input. Replies are tied to the commands
+they answer with a queue (RFC 2920 pipelining), mail data is handed to `message`, TLS after
+STARTTLS to `tls`, and what replies do to the session comes from the tables in `state`.
+
+SASL responses during AUTH are consumed without a trace: no event carries their bytes.
+
+The observer does no I/O and keeps bounded memory: one partial line per direction (at most
+`max_line` bytes), one header section (at most `max_header_block` bytes), a bounded queue of
+commands waiting for replies, and a few bytes of TLS record header.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from typing import Final
+
+from analyzer._common import Direction, FrameRef
+
+from .commands import (
+    VERBS,
+    is_masked_verb,
+    looks_like_sasl_response,
+    parse_bdat,
+    redact_auth,
+    split_command,
+)
+from .events import (
+    AnomalySeen,
+    BdatChunk,
+    Command,
+    DataStart,
+    Event,
+    Gap,
+    Reply,
+    SmtpAnomaly,
+    StreamClosed,
+    TlsStarted,
+)
+from .limits import (
+    ANOMALY_REPORT_LIMIT,
+    AUTH_LINE_MAX,
+    COMMAND_LINE_MAX,
+    DEFAULT_MAX_HEADER_BLOCK,
+    DEFAULT_MAX_LINE,
+    MAX_PENDING_COMMANDS,
+    REPLY_LINE_MAX,
+)
+from .lines import Line, LineReader
+from .message import MessageScanner, Outcome
+from .replies import AssembledReply, ReplyAssembler, advertises
+from .state import (
+    ENDS_CHUNKED_MESSAGE,
+    GREETING_CODES,
+    ClientMode,
+    CommandEffect,
+    Effect,
+    command_effect,
+    keeps_command_open,
+    reply_effect,
+    reply_fits,
+)
+from .tls import TlsWalker
+
+C2S: Final = Direction.CLIENT_TO_SERVER
+S2C: Final = Direction.SERVER_TO_CLIENT
+
+SASL_CHALLENGE: Final = 334
+"""A server challenge in a SASL exchange; the client answers with one line (RFC 4954 §4)."""
+BARE_LF_TERMINATOR: Final = b"\n"
+_ODD_OCTET = re.compile(rb"[\r\x00]")
+"""A CR or NUL inside a line."""
+
+REPORTED_ONCE: Final = frozenset(
+    {
+        SmtpAnomaly.BARE_LF,
+        SmtpAnomaly.BARE_CR,
+        SmtpAnomaly.NUL_BYTE,
+        SmtpAnomaly.PIPELINING_NOT_ADVERTISED,
+        SmtpAnomaly.CLEARTEXT_AFTER_TLS,
+        SmtpAnomaly.TLS_WITHOUT_CLIENT_HELLO,
+        SmtpAnomaly.DATA_AFTER_CLOSE,
+        SmtpAnomaly.COMMAND_BEFORE_GREETING,
+    }
+)
+"""Anomalies reported once per direction and session (the rest are only counted): one is
+enough to characterise a peer, and a peer that does it on every line must not flood the output."""
+
+
+class _Side:
+    """Where one direction's stream stands."""
+
+    __slots__ = ("closed", "gap", "last_frame", "last_ts", "next_offset", "reader", "seen")
+
+    def __init__(self, max_line: int) -> None:
+        self.reader = LineReader(max_line)
+        self.next_offset: int | None = None
+        self.last_frame: FrameRef | None = None
+        self.last_ts = 0.0
+        self.closed = False
+        self.seen = False
+        self.gap = False
+        """Bytes were lost since this direction was last in step with the other."""
+
+
+class SmtpObserver:
+    """Guesses the SMTP state of one TCP connection from the bytes of both directions.
+
+    Feed the two directions' bytes in capture order; every call returns the events that the
+    bytes completed. `offset` is the stream offset of `data[0]` in its direction.
+    """
+
+    def __init__(
+        self, *, max_line: int = DEFAULT_MAX_LINE, max_header_block: int = DEFAULT_MAX_HEADER_BLOCK
+    ) -> None:
+        self._max_line = max(1, max_line)
+        self._max_header_block = max(0, max_header_block)
+        self._client = _Side(self._max_line)
+        self._server = _Side(self._max_line)
+        self._replies = ReplyAssembler(self._max_line)
+        self._mode = ClientMode.COMMANDS
+        self._pending: deque[Command] = deque()
+        self._greeted = False
+        self._extensions_known = False
+        self._pipelining = False
+        # SASL exchange: the AUTH command whose exchange may be running, and how many 334
+        # challenges still wait for the client's response line.
+        self._auth: Command | None = None
+        self._sasl_expected = 0
+        self._resync_client = False
+        # The message in progress (DATA or BDAT).
+        self._message: MessageScanner | None = None
+        self._message_started = False
+        self._message_offset = 0
+        self._data_command: Command | None = None
+        """DATA whose message is flowing; its final reply comes after the end mark."""
+        self._data_done: Command | None = None
+        """The last DATA whose message ended: its next reply is the final one."""
+        self._data_answered = False
+        """The 354 was seen (False when a capture without server bytes entered data at once)."""
+        self._chunk_left = 0
+        self._chunk_size = 0
+        self._chunk_last = False
+        self._chunk_offset = 0
+        self._chunk_frame: FrameRef | None = None
+        self._chunk_ts = 0.0
+        self._chunk_started = False
+        self._walkers: dict[Direction, TlsWalker] = {}
+        self._eof = False
+        self._out: list[Event] = []
+        self._reported: dict[tuple[SmtpAnomaly, Direction], int] = {}
+        self.in_tls = False
+        self.tls_bytes: dict[Direction, int] = {C2S: 0, S2C: 0}
+        self.anomaly_counts: dict[SmtpAnomaly, int] = {}
+        """Every anomaly seen, by kind, including those not reported again as events."""
+
+    # -- public surface -------------------------------------------------------------------
+
+    def feed(
+        self,
+        direction: Direction,
+        data: bytes,
+        *,
+        offset: int,
+        ts: float,
+        frame: FrameRef | None,
+    ) -> list[Event]:
+        """Bytes of one direction, in stream order; returns the events they completed."""
+        out: list[Event] = []
+        self._out = out
+        if not data:
+            return out
+        client = direction == C2S
+        message = self._message
+        if (
+            client
+            and message is not None
+            and self._mode is ClientMode.MESSAGE
+            and self._message_started
+            and offset == self._client.next_offset
+            and not self._client.closed
+        ):
+            # The hot path: the body of a message, in order.
+            side = self._client
+            side.next_offset = offset + len(data)
+            side.last_frame = frame
+            side.last_ts = ts
+            pos = message.consume(data, 0, len(data), offset, frame, ts, out)
+            if message.outcome is not Outcome.RUNNING:
+                self._message_outcome(message, offset, pos, frame, ts)
+                self._client_bytes(data, offset, frame, ts, pos)
+            return out
+        side = self._client if client else self._server
+        if side.closed:
+            self._report(
+                SmtpAnomaly.DATA_AFTER_CLOSE,
+                C2S if client else S2C,
+                "bytes after this direction closed (FIN or RST)",
+                offset,
+                frame,
+                ts,
+            )
+        expected = side.next_offset
+        if expected is not None and offset != expected:
+            if offset > expected:
+                self._gap(client, expected, offset - expected, ts, frame)
+            else:
+                cut = expected - offset
+                if cut >= len(data):
+                    return out
+                data = data[cut:]
+                offset = expected
+        side.next_offset = offset + len(data)
+        side.last_frame = frame
+        side.last_ts = ts
+        side.seen = True
+        if client:
+            self._client_bytes(bytes(data), offset, frame, ts)
+        else:
+            self._server_bytes(bytes(data), offset, frame, ts)
+        return out
+
+    def feed_gap(
+        self,
+        direction: Direction,
+        *,
+        offset: int,
+        length: int,
+        ts: float,
+        frame: FrameRef | None,
+    ) -> list[Event]:
+        """`length` bytes of one direction were never captured; resynchronise after them."""
+        out: list[Event] = []
+        self._out = out
+        self._gap(direction == C2S, offset, length, ts, frame)
+        return out
+
+    def feed_close(
+        self,
+        direction: Direction,
+        *,
+        reset: bool,
+        offset: int,
+        ts: float,
+        frame: FrameRef | None,
+    ) -> list[Event]:
+        """One direction ended with FIN (`reset=False`) or RST."""
+        out: list[Event] = []
+        self._out = out
+        client = direction == C2S
+        side = self._client if client else self._server
+        side.closed = True
+        out.append(StreamClosed(C2S if client else S2C, reset, offset, frame, ts))
+        if client:
+            self._flush_client(
+                frame,
+                ts,
+                "the client reset the connection inside the message"
+                if reset
+                else "the client closed its side inside the message",
+            )
+        else:
+            self._flush_server(frame, ts)
+            if reset and self._message is not None:
+                self._end_message(
+                    False,
+                    self._client_offset(),
+                    frame,
+                    ts,
+                    "the server side reset the connection inside the message",
+                )
+        return out
+
+    def feed_eof(self, *, ts: float) -> list[Event]:
+        """The capture ended: flush partial lines, the unfinished reply and message."""
+        out: list[Event] = []
+        self._out = out
+        if self._eof:
+            return out
+        self._eof = True
+        self._flush_client(self._client.last_frame, ts, "the capture ended inside the message")
+        self._flush_server(self._server.last_frame, ts)
+        return out
+
+    def buffered(self, direction: Direction) -> int:
+        """Bytes held for one direction (partial line, message header, TLS record header)."""
+        if direction == C2S:
+            held = self._client.reader.buffered
+            if self._message is not None:
+                held += self._message.buffered
+        else:
+            held = self._server.reader.buffered
+        walker = self._walkers.get(direction)
+        if walker is not None:
+            held += walker.buffered
+        return held
+
+    # -- anomalies ------------------------------------------------------------------------
+
+    def _report(
+        self,
+        kind: SmtpAnomaly,
+        direction: Direction,
+        detail: str,
+        offset: int,
+        frame: FrameRef | None,
+        ts: float,
+        count: int = 1,
+    ) -> None:
+        self.anomaly_counts[kind] = self.anomaly_counts.get(kind, 0) + count
+        key = (kind, direction)
+        reported = self._reported.get(key, 0)
+        if reported < (1 if kind in REPORTED_ONCE else ANOMALY_REPORT_LIMIT):
+            self._reported[key] = reported + 1
+            self._out.append(AnomalySeen(kind, direction, detail, offset, frame, ts))
+
+    def _client_report(
+        self,
+        kind: SmtpAnomaly,
+        detail: str,
+        offset: int,
+        frame: FrameRef | None,
+        ts: float,
+        count: int = 1,
+    ) -> None:
+        self._report(kind, C2S, detail, offset, frame, ts, count)
+
+    def _server_report(
+        self, kind: SmtpAnomaly, detail: str, offset: int, frame: FrameRef | None, ts: float
+    ) -> None:
+        self._report(kind, S2C, detail, offset, frame, ts)
+
+    def _line_anomalies(
+        self, line: Line, direction: Direction, kind: SmtpAnomaly, limit: int
+    ) -> None:
+        """What is odd about a line as a line. Details never quote the line: it may be a secret."""
+        content = line.content
+        length = line.length
+        if (
+            line.terminator != BARE_LF_TERMINATOR
+            and length < limit - 1
+            and length == len(content)
+            and _ODD_OCTET.search(content) is None
+        ):
+            return
+        if line.terminator == BARE_LF_TERMINATOR:
+            self._report(
+                SmtpAnomaly.BARE_LF,
+                direction,
+                "line ended by a bare LF",
+                line.offset,
+                line.frame,
+                line.ts,
+            )
+        if b"\r" in content:
+            self._report(
+                SmtpAnomaly.BARE_CR, direction, "CR inside a line", line.offset, line.frame, line.ts
+            )
+        if b"\x00" in content:
+            self._report(
+                SmtpAnomaly.NUL_BYTE,
+                direction,
+                "NUL octet in a line",
+                line.offset,
+                line.frame,
+                line.ts,
+            )
+        if line.truncated:
+            self._report(
+                SmtpAnomaly.LINE_TRUNCATED,
+                direction,
+                f"line of {line.length} octets: {len(content)} kept, the rest skipped",
+                line.offset,
+                line.frame,
+                line.ts,
+            )
+        if line.wire_length > limit:
+            self._report(
+                kind,
+                direction,
+                f"line of {line.wire_length} octets (limit {limit})",
+                line.offset,
+                line.frame,
+                line.ts,
+            )
+
+    # -- client ---------------------------------------------------------------------------
+
+    def _client_offset(self) -> int:
+        return self._client.next_offset or 0
+
+    def _client_bytes(
+        self, data: bytes, base: int, frame: FrameRef | None, ts: float, pos: int = 0
+    ) -> None:
+        end = len(data)
+        reader = self._client.reader
+        while pos < end:
+            mode = self._mode
+            if mode is ClientMode.MESSAGE:
+                message = self._message
+                assert message is not None
+                if not self._message_started:
+                    self._message_started = True
+                    self._out.append(DataStart(base + pos, frame, ts))
+                pos = message.consume(data, pos, end, base, frame, ts, self._out)
+                if message.outcome is not Outcome.RUNNING:
+                    self._message_outcome(message, base, pos, frame, ts)
+            elif mode is ClientMode.COMMANDS:
+                line, pos = reader.take(data, pos, end, base, frame, ts)
+                if line is None:
+                    return
+                self._client_line(line)
+            elif mode is ClientMode.CHUNK:
+                pos = self._chunk_bytes(data, pos, end, base, frame, ts)
+            else:
+                self._tls_bytes(C2S, data, pos, end, base, frame, ts)
+                return
+
+    def _message_outcome(
+        self, message: MessageScanner, base: int, pos: int, frame: FrameRef | None, ts: float
+    ) -> None:
+        """The message ended inside the bytes just consumed (up to `pos`)."""
+        if message.outcome is Outcome.COMPLETE:
+            self._end_message(True, base + pos, frame, ts, "")
+        elif message.outcome is Outcome.ENDED_IN_GAP:
+            probe, at, probe_frame, probe_ts = message.take_probe()
+            self._end_message(
+                False,
+                at,
+                probe_frame,
+                probe_ts,
+                "the message's end was lost in a capture gap: commands follow",
+            )
+            self._client_bytes(probe, at, probe_frame, probe_ts)
+
+    def _client_line(self, line: Line) -> None:
+        content = line.content
+        if (self._sasl_expected or self._auth is not None) and self._is_sasl_response(content):
+            if self._sasl_expected:
+                self._sasl_expected -= 1
+            self._line_anomalies(line, C2S, SmtpAnomaly.COMMAND_LINE_TOO_LONG, AUTH_LINE_MAX)
+            return
+        verb, args = split_command(content)
+        known = verb in VERBS
+        masked = not known and is_masked_verb(verb)
+        if self._resync_client:
+            self._resync_client = False
+            if not known and not masked:
+                self._report(
+                    SmtpAnomaly.COMMAND_AFTER_GAP,
+                    C2S,
+                    f"skipped {line.wire_length} octets after a gap to reach a line start",
+                    line.offset,
+                    line.frame,
+                    line.ts,
+                )
+                return
+            self._report(
+                SmtpAnomaly.COMMAND_AFTER_GAP,
+                C2S,
+                f"commands resume after a gap with {verb}",
+                line.offset,
+                line.frame,
+                line.ts,
+            )
+        raw = content
+        if verb == "AUTH":
+            raw, args = redact_auth(content)
+        command = Command(verb, args, raw, line.terminator, line.offset, line.frame, line.ts, known)
+        out = self._out
+        out.append(command)
+        self._line_anomalies(
+            line,
+            C2S,
+            SmtpAnomaly.COMMAND_LINE_TOO_LONG,
+            AUTH_LINE_MAX if verb == "AUTH" else COMMAND_LINE_MAX,
+        )
+        if masked:
+            self._report(
+                SmtpAnomaly.MASKED_COMMAND,
+                C2S,
+                f"command verb {verb[:32]} is made only of X's",
+                line.offset,
+                line.frame,
+                line.ts,
+            )
+        elif not known:
+            self._report(
+                SmtpAnomaly.UNKNOWN_COMMAND,
+                C2S,
+                f"unknown command verb {verb[:32]!r}",
+                line.offset,
+                line.frame,
+                line.ts,
+            )
+        pending = self._pending
+        if pending and self._extensions_known and not self._pipelining:
+            self._report(
+                SmtpAnomaly.PIPELINING_NOT_ADVERTISED,
+                C2S,
+                f"{verb[:32]} sent before the reply to {pending[-1].verb[:32]}, and the server "
+                "did not advertise PIPELINING",
+                line.offset,
+                line.frame,
+                line.ts,
+            )
+        self._auth = None
+        self._sasl_expected = 0
+        if self._message is not None and verb in ENDS_CHUNKED_MESSAGE:
+            self._end_message(
+                False,
+                line.offset,
+                line.frame,
+                line.ts,
+                f"{verb} came before BDAT LAST: the chunked message was abandoned",
+            )
+        pending.append(command)
+        if len(pending) > MAX_PENDING_COMMANDS:
+            pending.popleft()
+        effect = command_effect(verb)
+        if effect is CommandEffect.NONE:
+            return
+        if effect is CommandEffect.SASL:
+            self._auth = command
+        elif effect is CommandEffect.MESSAGE_IF_UNANSWERED:
+            if not self._server.seen:
+                pending.pop()
+                self._start_message(command, answered=False, at=line.end_offset)
+        elif effect is CommandEffect.CHUNK:
+            self._start_chunk(command, line)
+
+    def _is_sasl_response(self, content: bytes) -> bool:
+        """During AUTH: the line is a SASL response, not a command. After a 334 challenge it is
+        one whatever it looks like; otherwise (no reply seen yet: a one-sided capture, a gap,
+        a client that did not wait) only a line shaped like one and not a bare verb is."""
+        if self._sasl_expected:
+            return True
+        return looks_like_sasl_response(content) and content.upper().decode("ascii") not in VERBS
+
+    # -- messages -------------------------------------------------------------------------
+
+    def _start_message(self, command: Command, *, answered: bool, at: int) -> None:
+        if self._message is not None:
+            self._end_message(
+                False,
+                at,
+                command.frame,
+                command.ts,
+                "a new message started before the previous one ended",
+            )
+        self._message = MessageScanner(
+            dot_stuffed=True,
+            max_line=self._max_line,
+            max_header_block=self._max_header_block,
+            report=self._client_report,
+        )
+        self._message_started = False
+        self._message_offset = at
+        self._data_command = command
+        self._data_answered = answered
+        self._mode = ClientMode.MESSAGE
+        partial = self._client.reader.detach()
+        if partial is not None:
+            data, offset, frame, ts = partial
+            self._client_bytes(data, offset, frame, ts)
+
+    def _end_message(
+        self,
+        complete: bool,
+        offset: int,
+        frame: FrameRef | None,
+        ts: float,
+        reason: str,
+        *,
+        answered: bool = False,
+    ) -> None:
+        """End the message in progress. Its DATA command then waits for its final reply,
+        unless the reply that `answered` it is what ended the message."""
+        message = self._message
+        if message is None:
+            return
+        self._message = None
+        self._mode = ClientMode.COMMANDS
+        out = self._out
+        if not self._message_started:
+            out.append(DataStart(self._message_offset, frame, ts))
+        self._message_started = False
+        out.append(message.finish(complete, offset, frame, ts, out))
+        if not complete:
+            self._report(SmtpAnomaly.DATA_WITHOUT_END, C2S, reason, offset, frame, ts)
+        data_command = self._data_command
+        self._data_command = None
+        if data_command is not None and not answered:
+            self._pending.append(data_command)
+            self._data_done = data_command
+
+    def _start_chunk(self, command: Command, line: Line) -> None:
+        parsed = parse_bdat(command.args)
+        if parsed is None:
+            self._report(
+                SmtpAnomaly.BDAT_BAD_SIZE,
+                C2S,
+                "BDAT without a valid chunk size: reading commands on",
+                line.offset,
+                line.frame,
+                line.ts,
+            )
+            return
+        size, last = parsed
+        at = line.end_offset
+        if self._message is None:
+            self._message = MessageScanner(
+                dot_stuffed=False,
+                max_line=self._max_line,
+                max_header_block=self._max_header_block,
+                report=self._client_report,
+            )
+            self._message_started = False
+            self._message_offset = at
+        self._chunk_size = size
+        self._chunk_left = size
+        self._chunk_last = last
+        self._chunk_offset = at
+        self._chunk_frame = line.last_frame
+        self._chunk_ts = line.end_ts
+        self._chunk_started = False
+        if size:
+            self._mode = ClientMode.CHUNK
+        else:
+            self._end_chunk(at, line.last_frame, line.end_ts)
+
+    def _chunk_bytes(
+        self, data: bytes, pos: int, end: int, base: int, frame: FrameRef | None, ts: float
+    ) -> int:
+        message = self._message
+        assert message is not None
+        stop = min(end, pos + self._chunk_left)
+        if not self._chunk_started:
+            self._chunk_started = True
+            self._chunk_frame = frame
+            self._chunk_ts = ts
+        if not self._message_started:
+            self._message_started = True
+            self._out.append(DataStart(base + pos, frame, ts))
+        message.consume(data, pos, stop, base, frame, ts, self._out)
+        self._chunk_left -= stop - pos
+        if not self._chunk_left:
+            self._end_chunk(base + stop, frame, ts)
+        return stop
+
+    def _end_chunk(self, offset: int, frame: FrameRef | None, ts: float) -> None:
+        self._mode = ClientMode.COMMANDS
+        self._out.append(
+            BdatChunk(
+                self._chunk_size,
+                self._chunk_last,
+                self._chunk_offset,
+                self._chunk_frame,
+                self._chunk_ts,
+            )
+        )
+        if self._chunk_last:
+            self._end_message(True, offset, frame, ts, "")
+
+    # -- server ---------------------------------------------------------------------------
+
+    def _server_bytes(self, data: bytes, base: int, frame: FrameRef | None, ts: float) -> None:
+        pos = 0
+        end = len(data)
+        reader = self._server.reader
+        while pos < end:
+            if self.in_tls:
+                self._tls_bytes(S2C, data, pos, end, base, frame, ts)
+                return
+            line, pos = reader.take(data, pos, end, base, frame, ts)
+            if line is None:
+                return
+            self._server_line(line)
+
+    def _server_line(self, line: Line) -> None:
+        self._line_anomalies(line, S2C, SmtpAnomaly.REPLY_LINE_TOO_LONG, REPLY_LINE_MAX)
+        reply, oddity = self._replies.add(line)
+        if oddity is not None:
+            self._report(oddity[0], S2C, oddity[1], line.offset, line.frame, line.ts)
+        if reply is not None:
+            self._reply(reply, line.end_offset)
+
+    def _reply(self, assembled: AssembledReply, end_offset: int) -> None:
+        code = assembled.code
+        if assembled.dropped_lines:
+            self._report(
+                SmtpAnomaly.LINE_TRUNCATED,
+                S2C,
+                f"reply longer than {self._max_line} octets: {assembled.dropped_lines} lines "
+                "not kept",
+                assembled.offset,
+                assembled.frame,
+                assembled.ts,
+            )
+        pending = self._pending
+        if not self._greeted:
+            self._greeted = True
+            head = pending[0] if pending else None
+            waiting = head is not None or self._data_command is not None
+            if not waiting or (
+                (code in GREETING_CODES or code == 0) and (head is None or head.verb != "STARTTLS")
+            ):
+                if head is not None:
+                    self._report(
+                        SmtpAnomaly.COMMAND_BEFORE_GREETING,
+                        C2S,
+                        f"{head.verb[:32]} was sent before the server's greeting",
+                        head.offset,
+                        head.frame,
+                        head.ts,
+                    )
+                self._emit_reply(assembled, None, greeting=True)
+                return
+        if code == 0:
+            self._emit_reply(assembled, None)
+            return
+        data_command = self._data_command
+        if self._mode is ClientMode.MESSAGE and data_command is not None:
+            if code == 354 and not self._data_answered:
+                self._data_answered = True
+                self._emit_reply(assembled, data_command)
+                return
+            self._end_message(
+                False,
+                self._client_offset(),
+                assembled.frame,
+                assembled.ts,
+                "the server replied before the end-of-data mark",
+                answered=True,
+            )
+            self._emit_reply(assembled, data_command)
+            return
+        gap = self._client.gap
+        command = self._match(code)
+        reply = self._emit_reply(assembled, command)
+        if code == SASL_CHALLENGE:
+            # Whatever it answers (an AUTH lost in a gap, too), the client's next line is a
+            # SASL response: never read it as a command.
+            self._sasl_expected += 1
+        elif self._sasl_expected or (command is not None and command.verb == "AUTH"):
+            self._sasl_expected = 0
+            self._auth = None
+        if command is None:
+            if self._client.seen:
+                self._report(
+                    SmtpAnomaly.REPLY_AFTER_GAP if gap else SmtpAnomaly.REPLY_WITHOUT_COMMAND,
+                    S2C,
+                    f"{code} reply with no command waiting for it"
+                    + (" (client bytes were lost in a gap)" if gap else ""),
+                    assembled.offset,
+                    assembled.frame,
+                    assembled.ts,
+                )
+            return
+        verb = command.verb
+        effect = reply_effect(verb, code)
+        if effect is Effect.NONE:
+            return
+        if effect is Effect.START_MESSAGE:
+            if pending and pending[0] is command:
+                pending.popleft()
+            self._start_message(command, answered=True, at=self._client_offset())
+        elif effect is Effect.LEARN_EXTENSIONS:
+            self._extensions_known = True
+            self._pipelining = verb != "HELO" and advertises(reply, "PIPELINING")
+        elif effect is Effect.START_TLS:
+            self._start_tls(reply, end_offset)
+        elif effect is Effect.SASL_CHALLENGE:
+            self._auth = command
+
+    def _match(self, code: int) -> Command | None:
+        """The command a reply answers: the oldest waiting one (RFC 2920 §3.1), except after a
+        gap, when a reply that cannot answer it shows that bytes were lost."""
+        pending = self._pending
+        if not pending:
+            return None
+        head = pending[0]
+        done = self._data_done
+        if not reply_fits(head.verb, code, continued=head is done):
+            if self._server.gap:
+                # Replies were lost: skip the commands they answered.
+                for index, command in enumerate(pending):
+                    if reply_fits(command.verb, code, continued=command is done):
+                        for _ in range(index):
+                            pending.popleft()
+                        head = command
+                        break
+            elif self._client.gap:
+                # The command this reply answers was lost.
+                return None
+        if keeps_command_open(head.verb, code):
+            return head
+        pending.popleft()
+        if not pending:
+            self._client.gap = self._server.gap = False
+        return head
+
+    def _emit_reply(
+        self, assembled: AssembledReply, command: Command | None, *, greeting: bool = False
+    ) -> Reply:
+        reply = Reply(
+            assembled.code,
+            assembled.lines,
+            assembled.raw,
+            command,
+            greeting,
+            assembled.offset,
+            assembled.frame,
+            assembled.last_frame,
+            assembled.ts,
+            assembled.end_ts,
+        )
+        self._out.append(reply)
+        return reply
+
+    # -- TLS ------------------------------------------------------------------------------
+
+    def _start_tls(self, reply: Reply, server_offset: int) -> None:
+        self.in_tls = True
+        self._mode = ClientMode.TLS
+        self._pending.clear()
+        self._auth = None
+        self._walkers = {
+            C2S: TlsWalker(client=True, report=self._client_report),
+            S2C: TlsWalker(client=False, report=self._server_report),
+        }
+        reader = self._client.reader
+        pending_at = self._client_offset() - reader.pending
+        self._out.append(TlsStarted(pending_at, server_offset, reply.last_frame, reply.end_ts))
+        held = reader.pending
+        partial = reader.detach()
+        if partial is not None:
+            data, offset, frame, ts = partial
+            self._tls_bytes(C2S, data, 0, len(data), offset, frame, ts)
+        else:
+            self.tls_bytes[C2S] += held
+
+    def _tls_bytes(
+        self,
+        direction: Direction,
+        data: bytes,
+        pos: int,
+        end: int,
+        base: int,
+        frame: FrameRef | None,
+        ts: float,
+    ) -> None:
+        self.tls_bytes[direction] += end - pos
+        self._walkers[direction].feed(data, pos, end, base, frame, ts, self._out)
+
+    # -- gaps and ends --------------------------------------------------------------------
+
+    def _gap(
+        self, client: bool, offset: int, length: int, ts: float, frame: FrameRef | None
+    ) -> None:
+        direction = C2S if client else S2C
+        side = self._client if client else self._server
+        self._out.append(Gap(direction, offset, length, frame, ts))
+        side.next_offset = offset + max(0, length)
+        if self.in_tls:
+            self._walkers[direction].gap()
+            return
+        if not client:
+            side.reader.drop()
+            unfinished = self._replies.flush()
+            if unfinished is not None:
+                self._reply(unfinished, offset)
+            side.gap = True
+            return
+        mode = self._mode
+        if mode is ClientMode.MESSAGE:
+            assert self._message is not None
+            if not self._message_started:
+                self._message_started = True
+                self._out.append(DataStart(self._message_offset, frame, ts))
+            self._message.gap(offset, length, frame, ts, self._out)
+        elif mode is ClientMode.CHUNK:
+            assert self._message is not None
+            if length < self._chunk_left:
+                self._chunk_left -= length
+                self._message.gap(offset, length, frame, ts, self._out)
+            else:
+                self._message.gap(offset, self._chunk_left, frame, ts, self._out)
+                overshoot = length > self._chunk_left
+                self._chunk_left = 0
+                self._end_chunk(offset + length, frame, ts)
+                if overshoot:
+                    side.gap = True
+                    self._resync_client = True
+        else:
+            side.reader.drop()
+            side.gap = True
+            self._resync_client = True
+
+    def _flush_client(self, frame: FrameRef | None, ts: float, reason: str) -> None:
+        mode = self._mode
+        if mode is ClientMode.COMMANDS:
+            line = self._client.reader.flush(frame, ts)
+            if line is not None:
+                self._client_line(line)
+        if self._message is not None:
+            self._end_message(False, self._client_offset(), frame, ts, reason)
+
+    def _flush_server(self, frame: FrameRef | None, ts: float) -> None:
+        if self.in_tls:
+            return
+        line = self._server.reader.flush(frame, ts)
+        if line is not None:
+            self._server_line(line)
+        unfinished = self._replies.flush()
+        if unfinished is not None:
+            self._reply(unfinished, self._server.next_offset or 0)
