@@ -1,6 +1,6 @@
 """SMTP as seen on the wire: a sans-IO observer that turns both directions' bytes into events.
 
-`SmtpObserver` (in `observer`) is the entry point; the event types are in `events`. Helpers other
+`SmtpObserver` (in `observer`) is the entry point; the event types are in `events`. Functions other
 layers use: `parse_ehlo_keywords` and `parse_path` to read commands and replies, and the sniffing
 functions of `detect` to find SMTP on any port. Nothing here does I/O.
 """

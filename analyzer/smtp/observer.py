@@ -56,6 +56,7 @@ from .replies import AssembledReply, ReplyAssembler, advertises
 from .state import (
     ENDS_CHUNKED_MESSAGE,
     GREETING_CODES,
+    UNSOLICITED_CODES,
     ClientMode,
     CommandEffect,
     Effect,
@@ -174,6 +175,8 @@ class SmtpObserver:
         self._out = out
         if not data:
             return out
+        if type(data) is not bytes:
+            data = bytes(data)  # a bytearray or memoryview: searched below as bytes
         client = direction == C2S
         message = self._message
         if (
@@ -219,9 +222,9 @@ class SmtpObserver:
         side.last_ts = ts
         side.seen = True
         if client:
-            self._client_bytes(bytes(data), offset, frame, ts)
+            self._client_bytes(data, offset, frame, ts)
         else:
-            self._server_bytes(bytes(data), offset, frame, ts)
+            self._server_bytes(data, offset, frame, ts)
         return out
 
     def feed_gap(
@@ -750,7 +753,7 @@ class SmtpObserver:
             self._sasl_expected = 0
             self._auth = None
         if command is None:
-            if self._client.seen:
+            if self._client.seen and code not in UNSOLICITED_CODES:
                 self._report(
                     SmtpAnomaly.REPLY_AFTER_GAP if gap else SmtpAnomaly.REPLY_WITHOUT_COMMAND,
                     S2C,

@@ -66,6 +66,10 @@ INTERMEDIATE: Final[frozenset[tuple[str, int]]] = frozenset({("DATA", 354), ("AU
 """Positive intermediate replies (3yz, RFC 5321 §4.2.1) after which the command waits for a
 further reply: the reply to the mail data, or the end of the SASL exchange."""
 
+UNSOLICITED_CODES: Final[frozenset[int]] = frozenset({421})
+"""Replies a server may send without a command waiting: 421 when it shuts the service down,
+"asynchronously from command receipt" (RFC 5321 §3.8), e.g. after a client timeout."""
+
 GREETING_CODES: Final[frozenset[int]] = frozenset({220, 421, 554})
 """Codes a connection can open with: 220 ready, 554 no service (RFC 5321 §4.3.2), 421 closing
 (RFC 5321 §3.8)."""

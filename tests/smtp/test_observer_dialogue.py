@@ -267,3 +267,16 @@ def test_anomalies_of_one_kind_stop_being_reported_but_are_still_counted() -> No
     d = run(steps)
     assert len(d.anomalies(SmtpAnomaly.UNKNOWN_COMMAND)) == 100
     assert d.observer.anomaly_counts[SmtpAnomaly.UNKNOWN_COMMAND] == 300
+
+
+def test_a_421_the_server_sends_on_its_own_is_not_an_anomaly() -> None:
+    d = run(
+        [
+            (S, b"220 mx\r\n"),
+            (C, b"HELO c\r\n"),
+            (S, b"250 mx\r\n"),
+            (S, b"421 4.4.2 mx Error: timeout exceeded\r\n"),
+        ]
+    )
+    assert d.of(Reply)[-1].code == 421 and d.of(Reply)[-1].command is None
+    assert d.anomalies() == []
