@@ -38,6 +38,9 @@ class SmtpAnomaly(enum.StrEnum):
     MULTILINE_CODE_MISMATCH = "multiline_code_mismatch"
     REPLY_WITHOUT_COMMAND = "reply_without_command"
     """A reply arrived with no command waiting for one (and it is not the greeting)."""
+    REPLIES_OUT_OF_STEP = "replies_out_of_step"
+    """A reply that only one later command can take (354 → DATA, 221 → QUIT) arrived while
+    earlier commands waited: their replies were merged or missing; matching resumed there."""
     REPLY_AFTER_GAP = "reply_after_gap"
     """A reply whose command may have been lost in a capture gap."""
     COMMAND_AFTER_GAP = "command_after_gap"

@@ -56,6 +56,7 @@ from .replies import AssembledReply, ReplyAssembler, advertises
 from .state import (
     ENDS_CHUNKED_MESSAGE,
     GREETING_CODES,
+    RESYNC_CODES,
     UNSOLICITED_CODES,
     ClientMode,
     CommandEffect,
@@ -800,6 +801,24 @@ class SmtpObserver:
             elif self._client.gap:
                 # The command this reply answers was lost.
                 return None
+            elif code in RESYNC_CODES:
+                later = next(
+                    (i for i, c in enumerate(pending) if reply_fits(c.verb, code, continued=False)),
+                    None,
+                )
+                if later:
+                    self._report(
+                        SmtpAnomaly.REPLIES_OUT_OF_STEP,
+                        S2C,
+                        f"{code} can only answer {pending[later].verb}; the replies to {later} "
+                        "earlier command(s) were merged or missing",
+                        pending[later].offset,
+                        pending[later].frame,
+                        pending[later].ts,
+                    )
+                    for _ in range(later):
+                        pending.popleft()
+                    head = pending[0]
         if keeps_command_open(head.verb, code):
             return head
         pending.popleft()

@@ -70,6 +70,10 @@ UNSOLICITED_CODES: Final[frozenset[int]] = frozenset({421})
 """Replies a server may send without a command waiting: 421 when it shuts the service down,
 "asynchronously from command receipt" (RFC 5321 §3.8), e.g. after a client timeout."""
 
+RESYNC_CODES: Final[frozenset[int]] = frozenset({354, 221})
+"""Replies only one verb can get: 354 (DATA, RFC 5321 §4.3.2) and 221 (QUIT). When one arrives
+while other commands wait before that verb, replies were merged or lost: matching resumes there."""
+
 GREETING_CODES: Final[frozenset[int]] = frozenset({220, 421, 554})
 """Codes a connection can open with: 220 ready, 554 no service (RFC 5321 §4.3.2), 421 closing
 (RFC 5321 §3.8)."""

@@ -280,3 +280,31 @@ def test_a_421_the_server_sends_on_its_own_is_not_an_anomaly() -> None:
     )
     assert d.of(Reply)[-1].code == 421 and d.of(Reply)[-1].command is None
     assert d.anomalies() == []
+
+
+def test_a_354_resynchronises_replies_that_a_broken_server_merged() -> None:
+    # The greeting has no line end and EHLO's "250-" reply never gets its last line, so the
+    # next "250 ok" closes it: every later reply would answer the command before its own.
+    d = run(
+        [
+            (S, b"220 mx ESMTP AAAA"),
+            (C, b"EHLO c\r\n"),
+            (S, b"250-mx.example\r\n"),
+            (C, b"MAIL FROM:<a@x>\r\n"),
+            (S, b"250 ok\r\n"),
+            (C, b"RCPT TO:<b@y>\r\n"),
+            (S, b"250 ok\r\n"),
+            (C, b"DATA\r\n"),
+            (S, b"354 go ahead\r\n"),
+            (C, b"Subject: hi\r\n\r\nbody\r\n.\r\n"),
+            (S, b"250 queued\r\n"),
+            (C, b"QUIT\r\n"),
+            (S, b"221 bye\r\n"),
+        ]
+    )
+    assert d.anomalies(SmtpAnomaly.REPLIES_OUT_OF_STEP)
+    ends = d.of(DataEnd)
+    assert len(ends) == 1 and ends[0].complete
+    quit_reply = [e for e in d.of(Reply) if e.code == 221]
+    assert quit_reply and quit_reply[0].command is not None
+    assert quit_reply[0].command.verb == "QUIT"
