@@ -26,6 +26,7 @@ import pytest
 
 from analyzer.capture import open_capture
 from analyzer.capture.decode import SUPPORTED_LINK_TYPES
+from tests.realworld_path import REALWORLD as REALWORLD_DIR
 
 from . import zoo
 
@@ -45,13 +46,7 @@ pytestmark = [
 
 
 def _realworld_dir() -> Path | None:
-    for candidate in (
-        Path(__file__).resolve().parents[3] / "shared" / "realworld",
-        Path("/work/shared/realworld"),
-    ):
-        if candidate.is_dir():
-            return candidate
-    return None
+    return REALWORLD_DIR if REALWORLD_DIR.is_dir() else None
 
 
 REALWORLD = _realworld_dir()

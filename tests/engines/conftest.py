@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from analyzer.session.model import SmtpSession
+from tests.realworld_path import REALWORLD as _REALWORLD
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "captures"
-REALWORLD = ROOT.parent / "shared" / "realworld"
+REALWORLD = _REALWORLD
 
 TSHARK = shutil.which("tshark")
 needs_tshark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")

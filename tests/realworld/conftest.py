@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-REALWORLD = Path(__file__).resolve().parents[3] / "shared" / "realworld"
+from tests.realworld_path import REALWORLD
 
 
 @pytest.fixture(scope="session")

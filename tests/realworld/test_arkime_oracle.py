@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from analyzer import read_sessions
+from tests.realworld_path import REALWORLD
 
-ARKIME = Path(__file__).resolve().parents[3] / "shared" / "realworld" / "arkime" / "tests" / "pcap"
+ARKIME = REALWORLD / "arkime" / "tests" / "pcap"
 
 
 def _cases() -> list[tuple[str, Path, list[str]]]:

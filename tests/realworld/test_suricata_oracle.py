@@ -18,8 +18,9 @@ import yaml
 
 from analyzer import read_sessions
 from analyzer.session.model import SmtpSession
+from tests.realworld_path import REALWORLD
 
-SURICATA = Path(__file__).resolve().parents[3] / "shared" / "realworld" / "suricata-verify"
+SURICATA = REALWORLD / "suricata-verify"
 _RCPT = re.compile(r"smtp\.rcpt_to\[(\d+)\]")
 
 # test dir → (why smtpfw differs, how to turn Suricata's expectation into smtpfw's value).

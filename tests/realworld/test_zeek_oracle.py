@@ -15,10 +15,11 @@ import pytest
 
 from analyzer import read_sessions
 from analyzer.session.model import SmtpSession
+from tests.realworld_path import REALWORLD
 
 from .zeek import ZeekRow, read_smtp_log, traces_by_test
 
-ZEEK = Path(__file__).resolve().parents[3] / "shared" / "realworld" / "zeek"
+ZEEK = REALWORLD / "zeek"
 
 
 @dataclass(frozen=True)
