@@ -20,6 +20,8 @@ BIN_S = 0.5
 """Width of an offset histogram bin, seconds."""
 MAX_VOTES = 200_000
 """Candidate pairs considered at most when voting (bounded work on large captures)."""
+MIN_UNIQUE_VOTES = 3
+"""Votes from keys unique on both sides are used alone when there are at least this many."""
 MIN_DRIFT_SPAN_S = 60.0
 """Pairs must span at least this much client-side time before a drift is reported."""
 
@@ -29,7 +31,7 @@ class ClockEstimate:
     offset_s: float
     """Server-side clock minus client-side clock, seconds (as report.json's clock_offset_s)."""
     method: str
-    """'tcp_timestamps', 'fingerprint', 'ehlo_name', 'given' or 'none'."""
+    """'tcp_timestamps', 'message_id', 'fingerprint', 'ehlo_name', 'given' or 'none'."""
     support: int
     """How many session pairs agreed on this offset."""
     drift_ppm: float | None = None
@@ -53,6 +55,11 @@ def _key_tsval(session: SmtpSession) -> Hashable | None:
     return session.flow.client_tsval
 
 
+def _key_message_id(session: SmtpSession) -> Hashable | None:
+    ids = tuple(t.message_id for t in session.transactions if t.message_id)
+    return ids or None
+
+
 def _key_fingerprint(session: SmtpSession) -> Hashable | None:
     return (session.helo, *_stream_lengths(session))
 
@@ -73,16 +80,26 @@ def _votes(
         k = keyfn(s)
         if k is not None:
             by_key[k].append(s)
+    client_count: dict[Hashable, int] = defaultdict(int)
+    for c in client:
+        k = keyfn(c)
+        if k is not None:
+            client_count[k] += 1
     votes: list[tuple[float, float]] = []
+    unique: list[tuple[float, float]] = []
     for c in client:
         k = keyfn(c)
         if k is None:
             continue
-        for s in by_key.get(k, ()):
-            votes.append((c.start_ts, s.start_ts - c.start_ts))
-            if len(votes) >= MAX_VOTES:
-                return votes
-    return votes
+        candidates = by_key.get(k, ())
+        if len(candidates) == 1 and client_count[k] == 1:
+            unique.append((c.start_ts, candidates[0].start_ts - c.start_ts))
+        for s in candidates:
+            if len(votes) < MAX_VOTES:
+                votes.append((c.start_ts, s.start_ts - c.start_ts))
+    # A key one session has on each side is a near-certain pair; where many sessions share a
+    # key (a newsletter run), the wrong pairings' votes would drag the median.
+    return unique if len(unique) >= MIN_UNIQUE_VOTES else votes
 
 
 def _densest(votes: list[tuple[float, float]]) -> tuple[float, list[tuple[float, float]]]:
@@ -115,6 +132,7 @@ def estimate_offset(client: Sequence[SmtpSession], server: Sequence[SmtpSession]
     """Estimate the clock offset from the strongest evidence available."""
     methods: tuple[tuple[str, SessionKey], ...] = (
         ("tcp_timestamps", _key_tsval),
+        ("message_id", _key_message_id),
         ("fingerprint", _key_fingerprint),
         ("ehlo_name", _key_ehlo),
     )

@@ -35,6 +35,12 @@ W_ENVELOPE = 2.0
 W_TIME = 4.0
 TIME_SCALE_S = 0.5
 """A start-time difference of this many seconds halves the time score."""
+W_RHYTHM = 4.0
+RHYTHM_SCALE_S = 0.01
+"""The dialogue's rhythm: a median difference of this many seconds between the two sides'
+times of the same commands and replies halves the rhythm score. Sessions that look alike in
+every other way (a newsletter run) still differ in when each of their lines crossed."""
+RHYTHM_LINES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +75,30 @@ def _close(a: int, b: int) -> bool:
     return a > 0 and b > 0 and abs(a - b) <= max(64, 0.05 * max(a, b))
 
 
+def _rhythm(client: SmtpSession, server: SmtpSession, offset_s: float) -> float | None:
+    """Median time difference of the sessions' first lines, once the clock offset is applied."""
+    diffs = [
+        abs(s.ts - offset_s - c.ts)
+        for c, s in zip(client.lines[:RHYTHM_LINES], server.lines[:RHYTHM_LINES], strict=False)
+        if c.direction is s.direction
+    ]
+    if len(diffs) < 2:
+        return None
+    diffs.sort()
+    return diffs[len(diffs) // 2]
+
+
 def score(
-    client: SmtpSession, server: SmtpSession, delta_s: float
+    client: SmtpSession, server: SmtpSession, delta_s: float, offset_s: float = 0.0
 ) -> tuple[float, tuple[str, ...]]:
     """How strongly two sessions look like one connection, and which features agreed."""
     total = W_TIME * TIME_SCALE_S / (TIME_SCALE_S + abs(delta_s))
     matched: list[str] = []
+    rhythm = _rhythm(client, server, offset_s)
+    if rhythm is not None:
+        total += W_RHYTHM * RHYTHM_SCALE_S / (RHYTHM_SCALE_S + rhythm)
+        if rhythm < RHYTHM_SCALE_S:
+            matched.append("rhythm")
     c_ts, s_ts = client.flow.client_tsval, server.flow.client_tsval
     if c_ts is not None and s_ts is not None and client.flow.handshake_seen:
         if c_ts == s_ts:
@@ -162,7 +186,7 @@ def pair_sessions(
             delta = starts[si] - expected
             if abs(delta) > WINDOW_S:
                 continue
-            value, matched = score(c, ordered[si], delta)
+            value, matched = score(c, ordered[si], delta, clock.at(c.start_ts, reference))
             if value >= MIN_SCORE:
                 candidates.append((value, ci, si, matched, delta))
     candidates.sort(key=lambda c: (-c[0], abs(c[4]), c[1], c[2]))

@@ -5,8 +5,7 @@ through NAT, ISN randomization and a clock offset, is written by `benchmarks/pai
 without TCP timestamps; `analyze` must pair every session with its true counterpart, give every
 tampered session exactly the findings its tampering implies, and flag no untampered session.
 The same holds for a newsletter run without timestamps (`--bulk`: one body for everyone, so
-stream lengths collide and only timing tells TLS sessions apart); that case is known to fail
-today and is marked so (`xfail(strict=True)`) until the correlation handles it.
+stream lengths collide and only Message-IDs and the timing of each line tell sessions apart).
 The generator's own promises are checked here too, with a small reader of its own (struct only):
 valid checksums, `tcp.stream` order, identical TSvals across the firewall, and bytes that differ
 between the captures only where the firewall tampered.
@@ -56,13 +55,6 @@ pairs = _load("pairs")
 scale = _load("correlate_scale")
 
 
-BULK_FAILS = (
-    "newsletter run without TCP timestamps: stream lengths collide, the fingerprint-voted clock "
-    "offset is off by ~0.1 s, and the nearest-48 candidates scored on start time alone pick "
-    "the wrong session"
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Run:
     truth: dict[str, Any]
@@ -93,11 +85,6 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     return Run(truth, analysis, folder, bulk)
 
 
-def _known_to_fail_in_bulk(request: pytest.FixtureRequest, run: Run) -> None:
-    if run.bulk:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=BULK_FAILS))
-
-
 def _shown(failures: tuple[Any, ...]) -> str:
     return "\n".join(f"{f.client_id} → {f.peer} (true {f.server_id}): {f.note}" for f in failures)
 
@@ -105,10 +92,7 @@ def _shown(failures: tuple[Any, ...]) -> str:
 # --- the analyzer at scale ------------------------------------------------------------------------
 
 
-def test_every_session_pairs_with_its_true_counterpart(
-    request: pytest.FixtureRequest, run: Run
-) -> None:
-    _known_to_fail_in_bulk(request, run)
+def test_every_session_pairs_with_its_true_counterpart(run: Run) -> None:
     result = scale.check(run.truth, run.analysis)
     wrong = result.of("mispaired") + result.of("unmatched")
     assert not wrong, _shown(wrong)
@@ -123,8 +107,7 @@ def test_every_tampered_session_has_the_findings_its_tampering_implies(run: Run)
     assert not missed, "\n".join(f"{f.client_id} {f.tampering}: {f.found}" for f in missed)
 
 
-def test_no_untampered_session_is_flagged(request: pytest.FixtureRequest, run: Run) -> None:
-    _known_to_fail_in_bulk(request, run)
+def test_no_untampered_session_is_flagged(run: Run) -> None:
     result = scale.check(run.truth, run.analysis)
     flagged = result.of("false_flag")
     assert not flagged, "\n".join(
@@ -132,10 +115,7 @@ def test_no_untampered_session_is_flagged(request: pytest.FixtureRequest, run: R
     )
 
 
-def test_the_clock_offset_is_found_within_a_millisecond(
-    request: pytest.FixtureRequest, run: Run
-) -> None:
-    _known_to_fail_in_bulk(request, run)
+def test_the_clock_offset_is_found_within_a_millisecond(run: Run) -> None:
     assert run.analysis.clock is not None
     transit_s = (
         sum(pairs.OUTSIDE_LINK_US) + sum(pairs.FIREWALL_US) + sum(pairs.INSIDE_LINK_US)
