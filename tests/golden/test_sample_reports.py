@@ -57,3 +57,21 @@ def test_report_matches_reviewed_golden(pair: str, monkeypatch: pytest.MonkeyPat
     assert golden.exists(), f"no golden report for {pair}: run with SMTPFW_UPDATE_GOLDEN=1"
     expected = json.loads(golden.read_text())
     assert json.loads(text) == expected
+
+
+MARKDOWN = Path(__file__).resolve().parent / "markdown"
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+def test_markdown_report_matches_reviewed_golden(
+    pair: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analyzer.report.markdown import render_markdown
+
+    text = render_markdown(json.loads(_report(pair, monkeypatch)))
+    golden = MARKDOWN / f"{pair}.md"
+    if UPDATE:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+    assert golden.exists(), f"no golden Markdown for {pair}: run with SMTPFW_UPDATE_GOLDEN=1"
+    assert text == golden.read_text()
