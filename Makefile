@@ -37,6 +37,7 @@ unit: $(STAMP)
 ## Speed and memory against tshark on large generated captures (see benchmarks/README.md).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/correlate_scale.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
