@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.cli import main
-
-from .dialogue import write_dialogue
+from tests import craft
 
 ROOT = Path(__file__).resolve().parents[2]
 PAIR = ROOT / "captures" / "pix-starttls-masked"
@@ -145,15 +144,17 @@ def test_a_folder_of_pairs_gives_one_report_each_and_an_index(tmp_path: Path) ->
 def test_captured_control_characters_never_reach_the_terminal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    capture = write_dialogue(
+    capture = craft.write(
         tmp_path / "evil.pcap",
-        [
-            ("s", b"220 \x1b[2J\x1b]0;owned\x07 ESMTP\r\n"),
-            ("c", b"EHLO \x1b[31mred\r\n"),
-            ("s", b"250 ok\r\n"),
-            ("c", b"QUIT\r\n"),
-            ("s", b"221 bye\r\n"),
-        ],
+        craft.connection(
+            [
+                ("s", b"220 \x1b[2J\x1b]0;owned\x07 ESMTP\r\n"),
+                ("c", b"EHLO \x1b[31mred\r\n"),
+                ("s", b"250 ok\r\n"),
+                ("c", b"QUIT\r\n"),
+                ("s", b"221 bye\r\n"),
+            ]
+        ),
     )
     assert main(["sessions", str(capture)]) == 0
     out = capsys.readouterr().out
@@ -165,23 +166,25 @@ def test_auth_secrets_are_never_printed_or_stored(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     secret = b"AGFsaWNlAGh1bnRlcjI="  # \0alice\0hunter2
-    capture = write_dialogue(
+    capture = craft.write(
         tmp_path / "auth.pcap",
-        [
-            ("s", b"220 mx ESMTP\r\n"),
-            ("c", b"EHLO c\r\n"),
-            ("s", b"250-mx\r\n250 AUTH PLAIN LOGIN\r\n"),
-            ("c", b"AUTH PLAIN " + secret + b"\r\n"),
-            ("s", b"235 ok\r\n"),
-            ("c", b"AUTH LOGIN\r\n"),
-            ("s", b"334 VXNlcm5hbWU6\r\n"),
-            ("c", b"YWxpY2U=\r\n"),
-            ("s", b"334 UGFzc3dvcmQ6\r\n"),
-            ("c", b"aHVudGVyMg==\r\n"),
-            ("s", b"235 ok\r\n"),
-            ("c", b"QUIT\r\n"),
-            ("s", b"221 bye\r\n"),
-        ],
+        craft.connection(
+            [
+                ("s", b"220 mx ESMTP\r\n"),
+                ("c", b"EHLO c\r\n"),
+                ("s", b"250-mx\r\n250 AUTH PLAIN LOGIN\r\n"),
+                ("c", b"AUTH PLAIN " + secret + b"\r\n"),
+                ("s", b"235 ok\r\n"),
+                ("c", b"AUTH LOGIN\r\n"),
+                ("s", b"334 VXNlcm5hbWU6\r\n"),
+                ("c", b"YWxpY2U=\r\n"),
+                ("s", b"334 UGFzc3dvcmQ6\r\n"),
+                ("c", b"aHVudGVyMg==\r\n"),
+                ("s", b"235 ok\r\n"),
+                ("c", b"QUIT\r\n"),
+                ("s", b"221 bye\r\n"),
+            ]
+        ),
     )
     main(["sessions", "--json", str(capture)])
     main(["analyze", str(capture), "--out", str(tmp_path / "r")])

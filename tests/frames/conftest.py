@@ -11,8 +11,11 @@ from analyzer import Analysis
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURES = ROOT / "captures"
-SAMPLES = sorted(p.name for p in CAPTURES.iterdir() if (p / "client-side.pcap").is_file()
-                 and (p / "server-side.pcap").is_file() and p.name != "lab")
+SAMPLES = sorted(
+    p.name
+    for p in CAPTURES.iterdir()
+    if (p / "client-side.pcap").is_file() and (p / "server-side.pcap").is_file() and p.name != "lab"
+)
 ROTATION = sorted((CAPTURES / "rotation").glob("relay.pcap*"))
 
 

@@ -19,13 +19,11 @@ from analyzer.display import (
 )
 from analyzer.errors import UsageError
 from analyzer.report import build_report
+from tests import craft
 
-from . import craft
 from .conftest import CAPTURES
 
-HOSTILE_BANNER = (
-    b"220 " + b"*" * 60 + b'<script>alert("banner")</script>\x1b[2J ESMTP\r\n'
-)
+HOSTILE_BANNER = b"220 " + b"*" * 60 + b'<script>alert("banner")</script>\x1b[2J ESMTP\r\n'
 """Mostly asterisks, so the one-sided detector calls it masked and quotes it in its summary."""
 
 
@@ -68,9 +66,33 @@ def assert_inert(fragment: str) -> None:
     """Only the markup the renderer writes: no script, no event handler, no foreign tag."""
     parsed = tags(fragment)
     names = {name for name, _ in parsed.tags}
-    assert names <= {"style", "div", "p", "span", "table", "thead", "tbody", "tr", "th", "td",
-                     "code", "h4", "em", "br", "mark", "svg", "title", "line", "polygon", "rect",
-                     "text", "tspan", "g", "circle", "path"}, names
+    assert names <= {
+        "style",
+        "div",
+        "p",
+        "span",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "code",
+        "h4",
+        "em",
+        "br",
+        "mark",
+        "svg",
+        "title",
+        "line",
+        "polygon",
+        "rect",
+        "text",
+        "tspan",
+        "g",
+        "circle",
+        "path",
+    }, names
     for name, attrs in parsed.tags:
         assert not [a for a, _ in attrs if a.lower().startswith("on")], (name, attrs)
     assert re.search(r"<\s*script", fragment, re.IGNORECASE) is None
@@ -86,8 +108,11 @@ def test_a_hostile_banner_is_escaped_everywhere(hostile: Analysis) -> None:
     assert "\\x1b[2J" in shown
     drawn = show_session(hostile, session)._repr_html_()
     assert_inert(drawn)
-    for text in ("&lt;img src=x onerror=alert(1)&gt;", "&lt;svg onload=alert(2)&gt;",
-                 "&lt;/td&gt;&lt;script&gt;alert(3)&lt;/script&gt;"):
+    for text in (
+        "&lt;img src=x onerror=alert(1)&gt;",
+        "&lt;svg onload=alert(2)&gt;",
+        "&lt;/td&gt;&lt;script&gt;alert(3)&lt;/script&gt;",
+    ):
         assert text in drawn
     assert_inert(analysis_html(hostile, session))
 
@@ -97,8 +122,10 @@ def test_the_repr_is_the_verdict_the_findings_and_the_first_affected_connection(
 ) -> None:
     shown = masked._repr_html_()
     assert shown == analysis_html(masked)
-    assert ("Critical: mail that could have been encrypted crossed in cleartext — 6 findings "
-            "(3 critical, 3 high) in 3 of 4 connections, confirmed by both captures.") in shown
+    assert (
+        "Critical: mail that could have been encrypted crossed in cleartext — 6 findings "
+        "(3 critical, 3 high) in 3 of 4 connections, confirmed by both captures."
+    ) in shown
     assert shown.count("<tr><td>F") == 6
     assert "<h4>client#0 ⇄ server#0: 198.51.100.25:48978 → 203.0.113.10:25</h4>" in shown
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="ladder"' in shown
@@ -134,7 +161,8 @@ def test_the_verdict_says_no_difference_for_a_clean_pair(pairs: dict[str, Analys
 def test_the_verdict_of_one_clean_capture_and_of_no_session(tmp_path: Path) -> None:
     single = analyzer.analyze(CAPTURES / "clean-starttls" / "client-side.pcap")
     assert verdict_sentence(build_report(single))[0] == (
-        "No symptoms: none of the 3 SMTP sessions in this capture shows a sign of SMTP inspection.")
+        "No symptoms: none of the 3 SMTP sessions in this capture shows a sign of SMTP inspection."
+    )
     web = craft.connection([("c", b"GET / HTTP/1.1\r\n\r\n")], server=("203.0.113.80", 80))
     empty = analyzer.analyze(craft.write(tmp_path / "web.pcap", web))
     assert verdict_sentence(build_report(empty)) == ("No SMTP session in these captures.", "clean")

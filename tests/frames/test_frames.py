@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 import analyzer
 from analyzer import Analysis, frames
+from tests import craft
 
-from . import craft
 from .conftest import CAPTURES, ROOT, SAMPLES
 
 TABLE_NAMES = tuple(frames.TABLES)
@@ -50,8 +50,9 @@ def test_every_table_has_its_declared_columns_and_dtypes(
     build = frames.BUILDERS[name]
     assert_declared(build(masked), name)
     assert_declared(build(rotation), name)
-    assert_declared(build(analyzer.read_sessions(CAPTURES / "banner-masked" / "client-side.pcap")),
-                    name)
+    assert_declared(
+        build(analyzer.read_sessions(CAPTURES / "banner-masked" / "client-side.pcap")), name
+    )
 
 
 @pytest.mark.parametrize("name", TABLE_NAMES)
@@ -80,10 +81,18 @@ def columns_markdown() -> str:
     """The column reference of notebooks/README.md, from the declared tables."""
     out: list[str] = []
     for name, table in frames.TABLES.items():
-        out += [f"### `frames.{name}(x)`", "", table.doc, "", "| column | dtype | meaning |",
-                "|---|---|---|"]
-        out += [f"| `{c.name}` | {_dtype(c.dtype)} | {c.doc.replace('|', chr(92) + '|')} |"
-                for c in table.columns]
+        out += [
+            f"### `frames.{name}(x)`",
+            "",
+            table.doc,
+            "",
+            "| column | dtype | meaning |",
+            "|---|---|---|",
+        ]
+        out += [
+            f"| `{c.name}` | {_dtype(c.dtype)} | {c.doc.replace('|', chr(92) + '|')} |"
+            for c in table.columns
+        ]
         out.append("")
     return "\n".join(out).rstrip("\n")
 
@@ -96,7 +105,8 @@ def test_the_schema_documents_every_column() -> None:
     text = README.read_text(encoding="utf-8")
     block = text.split(COLUMNS_BEGIN, 1)[1].split(COLUMNS_END, 1)[0].strip("\n")
     assert block == columns_markdown(), (
-        "notebooks/README.md's column reference is stale: python -m tests.frames.test_frames")
+        "notebooks/README.md's column reference is stale: python -m tests.frames.test_frames"
+    )
 
 
 @pytest.mark.parametrize("sample", SAMPLES)
@@ -106,8 +116,13 @@ def test_tables_join_on_session(sample: str, pairs: dict[str, Analysis]) -> None
     assert sessions["session"].is_unique
     for name in PER_SESSION:
         table = frames.BUILDERS[name](analysis)
-        joined = table.merge(sessions[["session", "server_host"]], on="session", how="left",
-                             validate="m:1", indicator=True)
+        joined = table.merge(
+            sessions[["session", "server_host"]],
+            on="session",
+            how="left",
+            validate="m:1",
+            indicator=True,
+        )
         assert len(joined) == len(table), name
         assert (joined["_merge"] == "both").all(), f"{name}: a session missing from sessions"
     # peers point both ways
@@ -141,11 +156,16 @@ def test_server_summary_shows_which_servers_starttls_is_masked_and_since_when(
     summary = frames.server_summary(masked)
     assert list(summary["server_host"]) == ["203.0.113.10"]
     row = summary.iloc[0]
-    assert (row["sessions"], row["starttls_offered"], row["starttls_used"],
-            row["starttls_masked"]) == (4, 3, 0, 3)
+    assert (
+        row["sessions"],
+        row["starttls_offered"],
+        row["starttls_used"],
+        row["starttls_masked"],
+    ) == (4, 3, 0, 3)
     commands = frames.commands(masked)
-    masked_replies = commands[(commands["capture"] == "client")
-                              & commands["text"].str.contains("250-XXXXXXXA")]
+    masked_replies = commands[
+        (commands["capture"] == "client") & commands["text"].str.contains("250-XXXXXXXA")
+    ]
     assert row["first_masked"] <= masked_replies["ts"].min()
     assert row["last_masked"] <= masked_replies["ts"].max()
     assert row["first_masked"] >= pd.Timestamp(masked.captures[0].first_ts, unit="s", tz="UTC")
@@ -153,8 +173,12 @@ def test_server_summary_shows_which_servers_starttls_is_masked_and_since_when(
 
 def test_server_summary_of_a_clean_pair_counts_tls_and_no_mask(pairs: dict[str, Analysis]) -> None:
     row = frames.server_summary(pairs["clean-starttls"]).iloc[0]
-    assert (row["sessions"], row["starttls_offered"], row["starttls_used"],
-            row["starttls_masked"]) == (3, 3, 3, 0)
+    assert (
+        row["sessions"],
+        row["starttls_offered"],
+        row["starttls_used"],
+        row["starttls_masked"],
+    ) == (3, 3, 3, 0)
     assert pd.isna(row["first_masked"]) and pd.isna(row["last_masked"])
 
 
@@ -271,7 +295,10 @@ def test_plots_return_axes_with_one_lane_per_server(rotation: Analysis) -> None:
 
     ax = frames.sessions_timeline(rotation)
     assert [t.get_text() for t in ax.get_yticklabels()] == [
-        "203.0.113.10", "203.0.113.20", "203.0.113.30"]
+        "203.0.113.10",
+        "203.0.113.20",
+        "203.0.113.30",
+    ]
     legend = ax.get_legend()
     assert legend is not None
     assert {t.get_text() for t in legend.get_texts()} == {"tls", "delivered", "reset", "no_mail"}
@@ -288,8 +315,14 @@ def test_importing_analyzer_does_not_import_pandas_or_matplotlib() -> None:
         "assert 'pandas' in sys.modules\n"
         "assert 'matplotlib' not in sys.modules, 'matplotlib'\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -297,8 +330,10 @@ def test_frames_is_the_only_module_that_imports_pandas() -> None:
     importers = sorted(
         str(p.relative_to(ROOT))
         for p in (ROOT / "analyzer").rglob("*.py")
-        if any(line.strip().startswith(("import pandas", "from pandas"))
-               for line in p.read_text(encoding="utf-8").splitlines())
+        if any(
+            line.strip().startswith(("import pandas", "from pandas"))
+            for line in p.read_text(encoding="utf-8").splitlines()
+        )
     )
     assert importers == ["analyzer/frames.py"]
 
@@ -338,8 +373,13 @@ def _rotation_sessions() -> list[analyzer.SmtpSession]:
 
 
 def test_the_rotation_set_is_what_make_py_builds() -> None:
-    result = subprocess.run([sys.executable, str(CAPTURES / "rotation" / "make.py"), "--check"],
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, str(CAPTURES / "rotation" / "make.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -353,5 +393,6 @@ def test_ring_buffer_names_do_not_sort_in_time_order(rotation: Analysis) -> None
 if __name__ == "__main__":
     head, _, rest = README.read_text(encoding="utf-8").partition(COLUMNS_BEGIN)
     _, _, tail = rest.partition(COLUMNS_END)
-    README.write_text(f"{head}{COLUMNS_BEGIN}\n{columns_markdown()}\n{COLUMNS_END}{tail}",
-                      encoding="utf-8")
+    README.write_text(
+        f"{head}{COLUMNS_BEGIN}\n{columns_markdown()}\n{COLUMNS_END}{tail}", encoding="utf-8"
+    )

@@ -45,9 +45,14 @@ def comparable(path_or_paths: Any) -> list[dict[str, Any]]:
     return sessions
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(source=st.sampled_from(SOURCES), cuts=st.sets(st.integers(1, 10_000), max_size=6),
-       seed=st.integers(0, 1000))
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    source=st.sampled_from(SOURCES),
+    cuts=st.sets(st.integers(1, 10_000), max_size=6),
+    seed=st.integers(0, 1000),
+)
 def test_any_rotation_split_gives_the_sessions_of_the_whole_file(
     source: Path, cuts: set[int], seed: int, tmp_path_factory: Any
 ) -> None:
