@@ -9,15 +9,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from analyzer.capture import open_capture
 from analyzer.errors import CaptureError, SmtpfwError, UsageError
-from analyzer.pipeline import PipelineStats, iter_sessions
+from analyzer.jsontext import dumps_indented
+from analyzer.parallel import map_sessions
 from analyzer.report.model import Report
 from analyzer.session.export import session_dict
 from analyzer.session.model import SmtpSession
@@ -114,29 +116,110 @@ def _print_table(rows: list[tuple[str, ...]], out: TextIO) -> None:
         out.write("  ".join(cells).rstrip() + "\n")
 
 
+TABLE_MEASURED_ROWS = 1000
+"""Session rows buffered to size the table's columns; past this many the table is written as
+it comes, every column at its full width."""
+
+
+class _JsonArray:
+    """Writes a JSON array item by item, byte for byte as `json.dump(items, indent=2)` would."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self.count = 0
+
+    def add(self, item_json: str) -> None:
+        """One item, already serialised with `indent=2` at the top level."""
+        self._out.write(("[\n  " if not self.count else ",\n  ") + item_json.replace("\n", "\n  "))
+        self.count += 1
+
+    def close(self) -> None:
+        self._out.write("\n]\n" if self.count else "[]\n")
+
+
+class _Table:
+    """Writes the session table: columns sized to the rows when there are few of them, else
+    streamed at full width."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._rows: list[tuple[str, ...]] | None = []
+        self._widths = [limit for _, limit in _COLUMNS]
+        self.count = 0
+
+    def add(self, row: tuple[str, ...]) -> None:
+        self.count += 1
+        if self._rows is not None:
+            self._rows.append(row)
+            if len(self._rows) <= TABLE_MEASURED_ROWS:
+                return
+            rows, self._rows = self._rows, None
+            self._write(
+                "  ".join(n.ljust(w) for (n, _), w in zip(_COLUMNS, self._widths, strict=True))
+            )
+            for row in rows:
+                self._write_row(row)
+            return
+        self._write_row(row)
+
+    def _write(self, line: str) -> None:
+        self._out.write(line.rstrip() + "\n")
+
+    def _write_row(self, row: tuple[str, ...]) -> None:
+        cells = (clip(c, w).ljust(w) for c, w in zip(row, self._widths, strict=True))
+        self._write("  ".join(cells))
+
+    def close(self) -> None:
+        if self._rows is not None:
+            _print_table(self._rows, self._out)
+        self._out.write(f"{self.count} SMTP session(s)\n")
+
+
 def _cmd_sessions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """List sessions as their connections end, in tcp.stream order (the order connections first
+    appear, which is their start order unless the capture's clock steps back): memory does not
+    grow with the capture. See `analyzer.parallel` for the one exception to the order."""
     files, bad = _usable_files(args.files, err)
     if not files:
         return EXIT_BAD_INPUT
-    keyed: list[tuple[float, int, Any]] = []
-    stats = PipelineStats()
+    # In a worker process session ids are provisional (see `map_sessions`): the rendered
+    # session carries tokens that `place` replaces with the real ones.
+    token = secrets.token_hex(12)
+    id_token, stream_token = f'"smtpfw-id-{token}"', f'"smtpfw-stream-{token}"'
+    writer: _JsonArray | _Table
+
+    if args.json:
+        array = writer = _JsonArray(out)
+
+        def render(session: SmtpSession) -> Any:
+            item = session_dict(session)
+            item["id"], item["tcp_stream"] = id_token[1:-1], stream_token[1:-1]
+            return dumps_indented(item)
+
+        def place(rendered: Any, index: int) -> None:
+            array.add(
+                rendered.replace(id_token, json.dumps(f"single#{index}"), 1).replace(
+                    stream_token, str(index), 1
+                )
+            )
+    else:
+        table = writer = _Table(out)
+
+        def render(session: SmtpSession) -> Any:
+            return _row(session)
+
+        def place(rendered: Any, index: int) -> None:
+            table.add((f"single#{index}", *rendered[1:]))
+
     if args.engine == "tshark":
         from analyzer.engines.tshark import read_sessions_tshark
 
-        sessions: Iterable[SmtpSession] = read_sessions_tshark(files, "single")
+        sessions = read_sessions_tshark(files, "single")
+        for session in sorted(sessions, key=lambda s: (s.start_ts, s.flow.index)):
+            place(render(session), session.flow.index)
     else:
-        sessions = iter_sessions(open_capture(files, "single"), stats=stats)
-    for session in sessions:
-        item: Any = session_dict(session) if args.json else _row(session)
-        keyed.append((session.start_ts, session.flow.index, item))
-    keyed.sort(key=lambda k: (k[0], k[1]))
-    items = [k[2] for k in keyed]
-    if args.json:
-        json.dump(items, out, indent=2, ensure_ascii=True)
-        out.write("\n")
-    else:
-        _print_table(items, out)
-        out.write(f"{len(items)} SMTP session(s)\n")
+        map_sessions(files, "single", render, place)
+    writer.close()
     return EXIT_BAD_INPUT if bad else EXIT_OK
 
 

@@ -4,17 +4,24 @@ The only module that knows every layer. It decides which TCP flows are SMTP (by 
 port, with the well-known mail ports as a fallback), feeds each SMTP flow's streams to its own
 observer and hands on finished sessions as their connections close, so memory is bounded by the
 number of open connections, not by the size of the capture.
+
+The flow table takes the segments of connections it knows straight from the decoder (no
+`Segment` is built for them). `read_shard` reads one shard of a capture's conversations and
+reports every conversation as it is numbered and as it ends, with where in the capture that
+happened; `analyzer.parallel` runs it in several processes and merges what they report.
 """
 
 from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from analyzer._common import Anomaly, Direction
 from analyzer.capture import Capture, CaptureFile, CaptureStats, open_capture
+from analyzer.capture.conversation import Shard
 from analyzer.correlate import (
     ClockEstimate,
     PairAlignment,
@@ -88,6 +95,9 @@ class _SessionSink:
         self.flows: dict[int, _Flow] = {}
         self.finished: deque[SmtpSession] = deque()
         self.stats = PipelineStats()
+        self.on_closed: Callable[[FlowInfo, SmtpSession | None], None] | None = None
+        """When set, told of every flow that closes (with its session, or None when it carried
+        no SMTP) instead of queueing sessions in `finished`."""
 
     def on_flow_start(self, flow: FlowInfo) -> None:
         self.stats.tcp_flows += 1
@@ -138,11 +148,11 @@ class _SessionSink:
                 return
         if state.streams is not None:
             state.streams.of(data.direction).add(data.offset, data.data, data.frame, data.ts)
-        state.builder.add(
-            state.observer.feed(
-                data.direction, data.data, offset=data.offset, ts=data.ts, frame=data.frame
-            )
+        events = state.observer.feed(
+            data.direction, data.data, offset=data.offset, ts=data.ts, frame=data.frame
         )
+        if events:
+            state.builder.add(events)
 
     def on_gap(self, flow: FlowInfo, gap: StreamGap) -> None:
         state = self.flows.get(flow.index)
@@ -178,10 +188,11 @@ class _SessionSink:
 
     def on_flow_closed(self, flow: FlowInfo, stats: FlowStats) -> None:
         state = self.flows.pop(flow.index, None)
-        if state is None:
-            return
-        if not state.smtp:
-            self.stats.non_smtp_flows += 1
+        if state is None or not state.smtp:
+            if state is not None:
+                self.stats.non_smtp_flows += 1
+            if self.on_closed is not None:
+                self.on_closed(flow, None)
             return
         state.builder.add(state.observer.feed_eof(ts=stats.end_ts or flow.start_ts))
         tls = state.observer.tls_bytes
@@ -195,7 +206,10 @@ class _SessionSink:
             streams=state.streams,
         )
         self.stats.smtp_sessions += 1
-        self.finished.append(session)
+        if self.on_closed is not None:
+            self.on_closed(flow, session)
+        else:
+            self.finished.append(session)
 
 
 def _role_hint(first_bytes: bytes, sport: int, dport: int) -> bool | None:
@@ -224,13 +238,107 @@ def iter_sessions(
     sink.table = table
     finished = sink.finished
     add = table.add
-    for segment in capture.segments():
+    for segment in capture.segments(take=table.take):
         add(segment)
         while finished:
             yield finished.popleft()
     table.finish()
     while finished:
         yield finished.popleft()
+
+
+END_POSITION = 1 << 62
+"""A position after every record of every file: where `FlowTable.finish` closes what is left."""
+FRAME_BITS = 40
+"""A record's position is `file_no << FRAME_BITS | frame_no`: file number, then frame number
+(files of up to 2**40 records)."""
+PROGRESS_INTERVAL = 0.01
+"""Seconds of capture time after which a shard reader reports how far it got, even while it
+reads only other shards' segments."""
+
+
+class ShardListener(Protocol):
+    """What `read_shard` reports, each call with the position of the record being read.
+
+    Positions never decrease. A conversation is `opened` at exactly the record that made the
+    flow table number it; `closed` and `progress` may name an earlier record than the one
+    being read (segments the flow table took straight from the decoder do not report theirs).
+    """
+
+    def opened(self, position: int, index: int) -> None:
+        """The conversation numbered `index` (in this shard) began."""
+
+    def closed(self, position: int, index: int, session: SmtpSession | None) -> None:
+        """Conversation `index` ended: its session, or None when it carried no SMTP."""
+
+    def progress(self, position: int) -> None:
+        """Every record up to and including `position` has been read."""
+
+
+class _Cursor:
+    """Where `read_shard` is, and how many conversations it has announced."""
+
+    __slots__ = ("announced", "position")
+
+    def __init__(self) -> None:
+        self.position = 0
+        self.announced = 0
+
+
+def read_shard(
+    capture: Capture,
+    listener: ShardListener,
+    *,
+    shard: Shard | None = None,
+    stats: PipelineStats | None = None,
+) -> None:
+    """Read `capture`, or only the conversations of `shard`, telling `listener` as conversations
+    begin and end (see `ShardListener`).
+
+    Conversation numbers count the conversations this reader sees: with a shard they are local
+    to it, and `position`s let a caller number every conversation of the capture as one reader
+    would. Each session's `id` and `flow.index` carry the local number. The idle sweep runs on
+    the timestamps of every TCP segment, the other shards' included, so that each conversation
+    is treated exactly as when the whole capture is read at once.
+    """
+    sink = _SessionSink(capture.capture_id, keep_streams=False)
+    if stats is not None:
+        sink.stats = stats
+    table = FlowTable(sink, role_hint=_role_hint)
+    sink.table = table
+    cursor = _Cursor()
+    opened, progress = listener.opened, listener.progress
+
+    def announce() -> None:
+        while cursor.announced < table.next_index:
+            opened(cursor.position, cursor.announced)
+            cursor.announced += 1
+
+    def closed(flow: FlowInfo, session: SmtpSession | None) -> None:
+        announce()
+        listener.closed(cursor.position, flow.index, session)
+
+    def skipped(ts: float, file_no: int, frame_no: int) -> float:
+        cursor.position = where = (file_no << FRAME_BITS) | frame_no
+        next_sweep = table.tick(ts)
+        progress(where)
+        return min(next_sweep, ts + PROGRESS_INTERVAL)
+
+    sink.on_closed = closed
+    add = table.add
+    segments = capture.segments(
+        shard=shard, skipped=skipped if shard is not None else None, take=table.take
+    )
+    for segment in segments:
+        frame = segment.frame
+        cursor.position = where = (frame.file_no << FRAME_BITS) | frame.frame_no
+        add(segment)
+        announce()
+        progress(where)
+    cursor.position = END_POSITION
+    table.finish()
+    announce()
+    progress(END_POSITION)
 
 
 def run_capture(

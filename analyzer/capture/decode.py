@@ -12,7 +12,13 @@ unknown link type, malformed), never raised. Fragments go through `FragmentReass
 rebuilt datagram is attributed to the frame that completed it. This module reads no files.
 
 The decoder is the per-packet hot path: headers are read with precompiled `struct`s in one
-function, and address text is cached.
+function, and address text is cached. Two optional hooks let a reader skip work:
+
+- `shard`: decode only the conversations of one shard (see `conversation`); a TCP segment of
+  another shard is counted, reported to `skipped` with its time and frame, and dropped.
+- `take`: a consumer offered every TCP segment's header fields (and its raw key) before a
+  `Segment` is built; when it takes the segment, no `Segment` is made. A flow table takes the
+  segments of connections it already knows this way and leaves the rest to become `Segment`s.
 """
 
 from __future__ import annotations
@@ -20,8 +26,11 @@ from __future__ import annotations
 import dataclasses
 import socket
 import struct
+from collections.abc import Callable
+from typing import TypeAlias
 
 from analyzer._common import FrameRef
+from analyzer.capture.conversation import Shard, fold_addresses, shard_index
 from analyzer.capture.fragments import MAX_DATAGRAM_LEN, MAX_FRAMES_CITED, FragmentReassembler
 from analyzer.capture.segment import CaptureAnomaly, Segment
 from analyzer.capture.stats import CaptureStats
@@ -139,23 +148,82 @@ _TCP = struct.Struct("!HHIIBBH").unpack_from
 """source port, destination port, seq, ack, data offset, flags, window."""
 _TS = struct.Struct("!II").unpack_from
 
+Take: TypeAlias = Callable[
+    [bytes, float, int, int, int, int, int, bytes, int, int, "int | None", "bytes | None"], bool
+]
+"""`take(key, ts, frame_no, file_no, flags, seq, ack, payload, payload_len, ttl, ip_id, src_mac)`:
+the fields of a TCP segment as a `Segment` would carry them (without the TCP options), its raw
+key (`conversation`) and where it was seen; True when the consumer took it, so that no
+`Segment` is built. Called only for complete TCP headers."""
+
+Skipped: TypeAlias = Callable[[float, int, int], float]
+"""`skipped(ts, file_no, frame_no)`: a TCP segment of another shard went by. Returns the
+timestamp before which the callback need not hear of another one (skipped segments with an
+earlier timestamp are not reported)."""
+
+
+def _not_interested(ts: float, file_no: int, frame_no: int) -> float:
+    """The `skipped` callback when nobody listens."""
+    return float("inf")
+
 
 class Decoder:
     """Turns frames into Segments for one capture, counting everything else in `stats`.
 
     `file_no` must be set to the current file's index before its frames are decoded; call
-    `finish` once after the last frame.
+    `finish` once after the last frame. `shard`, `skipped` and `take` are the hooks described
+    in the module docstring.
     """
 
-    __slots__ = ("_fragments", "_pairs", "_stats", "_unknown", "capture_id", "file_no")
+    __slots__ = (
+        "_fragments",
+        "_pairs",
+                "_stats",
+        "_unknown",
+        "capture_id",
+        "file_no",
+        "shard",
+        "skip_due",
+        "skipped",
+        "take",
+    )
 
-    def __init__(self, capture_id: str, stats: CaptureStats) -> None:
+    def __init__(
+        self,
+        capture_id: str,
+        stats: CaptureStats,
+        *,
+        shard: Shard | None = None,
+        skipped: Skipped | None = None,
+        take: Take | None = None,
+    ) -> None:
         self.capture_id = capture_id
         self.file_no = 0
         self._stats = stats
         self._pairs: dict[bytes, tuple[str, str]] = {}
         self._fragments = FragmentReassembler(stats)
         self._unknown: dict[int, tuple[int, FrameRef]] = {}
+        self.shard = shard if shard is not None and shard.count > 1 else None
+        self.skipped: Skipped = skipped or _not_interested
+        self.skip_due = float("-inf")
+        """Skipped segments before this timestamp are not reported (what `skipped` asked)."""
+        self.take = take
+
+    @property
+    def stats(self) -> CaptureStats:
+        return self._stats
+
+    def segment(
+        self, buf: bytes, off: int, end: int, ts: float, link_type: int, frame_no: int
+    ) -> Segment | None:
+        """`decode` without the hooks: the frame's Segment even if a shard or consumer would
+        have skipped or taken it (for a segment already offered)."""
+        shard, take = self.shard, self.take
+        self.shard = self.take = None
+        try:
+            return self.decode(buf, off, end, ts, link_type, frame_no)
+        finally:
+            self.shard, self.take = shard, take
 
     def decode(
         self, buf: bytes, off: int, end: int, ts: float, link_type: int, frame_no: int
@@ -366,6 +434,31 @@ class Decoder:
             return self._malformed(
                 frame_no, ts, f"TCP data offset {doff} outside the IP payload of {ip_end - t}"
             )
+        shard = self.shard
+        if shard is not None and (
+            shard_index(fold_addresses(pair), sport, dport, shard.count) != shard.index
+        ):
+            self._stats.tcp_segments += 1
+            if ts >= self.skip_due:
+                self.skip_due = self.skipped(ts, self.file_no, frame_no)
+            return None
+        take = self.take
+        if take is not None and take(
+            pair + buf[t : t + 4],
+            ts,
+            frame_no,
+            self.file_no,
+            flags,
+            seq,
+            ack,
+            buf[pstart:end],
+            ip_end - pstart,
+            ttl,
+            ip_id_out,
+            src_mac,
+        ):
+            self._stats.tcp_segments += 1
+            return None
         tsval = tsecr = mss = wscale = None
         if doff > TCP_MIN_HEADER_LEN:
             o = t + TCP_MIN_HEADER_LEN
@@ -393,12 +486,8 @@ class Decoder:
                         wscale = buf[o + 2]
                     o += olen
         self._stats.tcp_segments += 1
-        frame: FrameRef = _new(FrameRef)  # FrameRef(...) built as in new_segment, below
-        _set_capture_id(frame, self.capture_id)
-        _set_frame_no(frame, frame_no)
-        _set_file_no(frame, self.file_no)
         return new_segment(
-            frame,
+            new_frame_ref(self.capture_id, frame_no, self.file_no),
             ts,
             texts[0],
             texts[1],
@@ -534,14 +623,35 @@ _new = object.__new__
 
 
 FRAME_REF_FIELDS = ("capture_id", "frame_no", "file_no")
-"""FrameRef's fields in declaration order; `decode` sets them the same way."""
+"""FrameRef's fields (and slots) in declaration order, as `new_frame_ref` sets them."""
 
-if tuple(f.name for f in dataclasses.fields(FrameRef)) != FRAME_REF_FIELDS:  # pragma: no cover
-    raise TypeError("FrameRef's fields changed: update FRAME_REF_FIELDS and Decoder.decode")
+if (
+    tuple(f.name for f in dataclasses.fields(FrameRef)) != FRAME_REF_FIELDS
+    or FrameRef.__slots__ != FRAME_REF_FIELDS
+):  # pragma: no cover
+    raise TypeError("FrameRef's fields changed: update FRAME_REF_FIELDS and new_frame_ref")
 
-_set_capture_id, _set_frame_no, _set_file_no = (
-    getattr(FrameRef, name).__set__ for name in FRAME_REF_FIELDS
-)
+
+class _FrameRefLayout:
+    """Same slots as `FrameRef`, without the frozen `__setattr__`: filled with plain stores and
+    then made a `FrameRef` by `__class__` assignment (allowed between equal layouts), which is
+    faster still than setting a `FrameRef`'s slots through their descriptors."""
+
+    __slots__ = FRAME_REF_FIELDS
+    capture_id: str
+    frame_no: int
+    file_no: int
+
+
+def new_frame_ref(capture_id: str, frame_no: int, file_no: int) -> FrameRef:
+    """The same value as `FrameRef(capture_id, frame_no, file_no)`, built faster."""
+    item = _FrameRefLayout()
+    item.capture_id = capture_id
+    item.frame_no = frame_no
+    item.file_no = file_no
+    item.__class__ = FrameRef  # type: ignore[assignment]
+    frame: FrameRef = item  # type: ignore[assignment]
+    return frame
 
 
 def new_segment(

@@ -6,7 +6,9 @@ the order of their first packet's timestamp, not their names, since a wrapped ri
 names do not sort in time order. `Capture.segments()` then reads the files in that order and
 decodes each frame; gaps and overlaps between consecutive files, cut-short files and the like
 become anomalies in `Capture.stats`. Decoding itself lives in `decode`, the formats in `pcap`
-and `pcapng`.
+and `pcapng`; classic pcap of Ethernet, the common case, is read and decoded in one loop
+(`fast`). `segments()` can read one shard of the conversations only, and can offer every
+segment to a consumer before a `Segment` is built (`Decoder`'s hooks).
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import os
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from analyzer._common import FrameRef
-from analyzer.capture import pcap, pcapng
-from analyzer.capture.decode import Decoder
+from analyzer.capture import fast, pcap, pcapng
+from analyzer.capture.conversation import Shard
+from analyzer.capture.decode import LINKTYPE_ETHERNET, Decoder, Skipped, Take
 from analyzer.capture.records import FileTally, RecordSink, T
 from analyzer.capture.segment import CaptureAnomaly, Segment
 from analyzer.capture.source import Source
@@ -79,15 +82,25 @@ class Capture:
         self.stats = CaptureStats()
         """Counters of the current or latest `segments()` pass; final once it is exhausted."""
 
-    def segments(self) -> Iterator[Segment]:
+    def segments(
+        self,
+        *,
+        shard: Shard | None = None,
+        skipped: Skipped | None = None,
+        take: Take | None = None,
+    ) -> Iterator[Segment]:
         """Every TCP segment of every file, in file order then record order.
+
+        With `shard`, only the segments of that shard's conversations (the others are reported
+        to `skipped`); with `take`, only those the consumer did not take (see `Decoder`).
+        `stats` counts taken and skipped segments as TCP segments.
 
         Each call reads the files again and starts a fresh `stats`. Raises CaptureError only if
         a file can no longer be opened or its header changed since `open_capture`.
         """
         stats = CaptureStats()
         self.stats = stats
-        decoder = Decoder(self.capture_id, stats)
+        decoder = Decoder(self.capture_id, stats, shard=shard, skipped=skipped, take=take)
         previous: tuple[int, CaptureFile] | None = None
         try:
             for file_no, info in enumerate(self.files):
@@ -96,7 +109,7 @@ class Capture:
                     self._check_continuity(previous[0], previous[1], file_no, info)
                 tally = FileTally()
                 with Source(info.path) as source:
-                    records = _records(source, decoder.decode, tally)
+                    records = _records(source, decoder.decode, tally, decoder)
                     try:
                         yield from records
                     finally:
@@ -226,9 +239,12 @@ def _format(name: str) -> CaptureFormat:
     return "empty"
 
 
-def _records(source: Source, sink: RecordSink[T], tally: FileTally) -> Generator[T, None, None]:
+def _records(
+    source: Source, sink: RecordSink[T], tally: FileTally, decoder: Decoder | None = None
+) -> Generator[T, None, None]:
     """Check the file's magic and header, then return its record iterator.
 
+    With `decoder` (whose `decode` is `sink`), an Ethernet pcap file is read by `fast`.
     Raises CaptureError here, before any record is read, if the file cannot be used.
     """
     path = source.path
@@ -244,6 +260,11 @@ def _records(source: Source, sink: RecordSink[T], tally: FileTally) -> Generator
         raise CaptureError(path, f"too short to be a capture file ({len(buf)} bytes)")
     if pcap.magic_kind(magic) is not None:
         header = pcap.parse_header(buf, path)
+        if decoder is not None and header.link_type == LINKTYPE_ETHERNET:
+            segments: Generator[Any, None, None] = fast.read_segments(
+                chunks, buf, header, decoder, tally
+            )
+            return segments
         return pcap.read_records(chunks, buf, header, sink, tally)
     if magic == PCAPNG_MAGIC:
         pcapng.check_first_section(buf, path)

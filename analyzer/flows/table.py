@@ -30,7 +30,16 @@ capture time (`_lru_step`), so the short path does not reorder the LRU on every 
 Each side of a connection is a `_Half`, which *is* the `Reassembler` of the bytes that side sends;
 one dictionary look-up on the segment's own 4-tuple finds it. The short path in `add` handles an
 ACK or data segment of an open connection; everything else (new flows, SYN, FIN, RST, closed
-connections) goes through `_add_slow`.
+connections) goes through `_add_slow`. `take` is the same short path for a segment that was
+never made a `Segment`: the capture layer offers each segment's fields and raw key
+(`analyzer.capture.conversation`) first, and builds a `Segment` only for what `take` refuses.
+Sides are filed under their raw keys too, and the frame of a bare ACK is remembered as a number
+until someone needs the `FrameRef`.
+
+A closed connection's tombstone keeps positions, FIN and counters but no buffers (`retire`).
+The idle sweep closes exactly the flows idle longer than the timeout, whatever else shares the
+table, so that a table fed one shard of a capture (with `tick` for the other shards' segments)
+treats each of its connections as a table fed the whole capture does.
 
 One table serves one capture. The sink's callbacks may call `ignore()`; they must not call
 `add()` or `finish()`.
@@ -47,6 +56,8 @@ from functools import partial
 from typing import Protocol, TypeAlias
 
 from analyzer._common import Anomaly, Direction, FrameRef
+from analyzer.capture.conversation import raw_key
+from analyzer.capture.decode import new_frame_ref
 from analyzer.capture.segment import ACK, FIN, RST, SYN, Segment
 from analyzer.flows.events import (
     DirectionStats,
@@ -104,6 +115,11 @@ def _no_fin(end: StreamEnd) -> None:
     """The FIN callback of a forgotten flow."""
 
 
+_HANDED_ON = DirectionStats()
+"""What a closed flow's sides count into once their counters were handed to the sink: nothing
+counts there (a tombstone takes no segment), so all tombstones share it."""
+
+
 class _Half(Reassembler):
     """One side of a connection: its stream (the `Reassembler` it is), what it sent, and what
     its packets look like."""
@@ -111,8 +127,10 @@ class _Half(Reassembler):
     __slots__ = (
         "ack_seen",
         "derived_isn",
+        "file_no",
         "first_tsval",
         "flow",
+        "frame_no",
         "ip",
         "ip_id",
         "key",
@@ -120,6 +138,7 @@ class _Half(Reassembler):
         "mac",
         "peer",
         "port",
+        "raw",
         "ready",
         "syn_frame",
         "syn_isn",
@@ -133,6 +152,13 @@ class _Half(Reassembler):
         super().__init__(DirectionStats(), max_buffered)
         self.flow = flow
         self.key = key
+        self.raw: bytes | None = None
+        """Raw key (`conversation.raw_key`) of this side's direction; None if the addresses are
+        not IP addresses in text form."""
+        self.frame_no = -1
+        """Frame number (in file `file_no`) of this side's latest packet when `stats.last_frame`
+        does not hold it yet; -1 when it does."""
+        self.file_no = 0
         self.ip = key[0]
         self.port = key[1]
         self.peer: _Half = self
@@ -166,6 +192,12 @@ class _Half(Reassembler):
         self.ttl = ttl
         self.ttl_run = others.pop(ttl, 0) + 1
 
+    def sync_frame(self) -> None:
+        """Make `stats.last_frame` the latest packet's frame."""
+        if self.frame_no >= 0:
+            self.stats.last_frame = new_frame_ref(self.flow.capture_id, self.frame_no, self.file_no)
+            self.frame_no = -1
+
     def usual_origin(self) -> PacketOrigin | None:
         """Most common TTL, latest IP-ID and MAC of the packets counted so far."""
         if self.ttl < 0:
@@ -195,6 +227,7 @@ class _Flow:
         "info",
         "start_ts",
         "state",
+        "touched",
     )
 
     def __init__(self, index: int, capture_id: str, ts: float) -> None:
@@ -202,6 +235,8 @@ class _Flow:
         self.capture_id = capture_id
         self.start_ts = ts
         self.closed_ts = ts
+        self.touched = ts
+        """Capture time of the flow's latest move to the recent end of the LRU order."""
         self.state = _NEW
         self.first: _Half | None = None
         """The side that sent the conversation's first segment."""
@@ -248,6 +283,8 @@ class FlowTable:
         self._sweep_every = max(min(idle_timeout, CLOSED_LINGER) / SWEEPS_PER_TIMEOUT, 1e-3)
         self._next_sweep = float("-inf")
         self._halves: dict[FlowKey, _Half] = {}
+        self._raw: dict[bytes, _Half] = {}
+        """The same sides under their raw keys."""
         self._active: OrderedDict[int, _Flow] = OrderedDict()
         """Open flows by index, least recently active first."""
         self._closed: OrderedDict[int, _Flow] = OrderedDict()
@@ -262,6 +299,11 @@ class FlowTable:
     def open_flows(self) -> int:
         """Connections currently open (tombstones of closed ones not included)."""
         return len(self._active)
+
+    @property
+    def next_index(self) -> int:
+        """The index the next new conversation will get: how many were numbered so far."""
+        return self._next_index
 
     # -- input -----------------------------------------------------------------------------
 
@@ -281,6 +323,7 @@ class FlowTable:
         st = half.stats
         st.packets += 1
         st.last_frame = seg.frame
+        half.frame_no = -1
         st.last_ts = ts
         if seg.ttl == half.ttl:
             half.ttl_run += 1
@@ -303,6 +346,75 @@ class FlowTable:
             half.push(seg.seq, seg.payload, n, seg.frame, ts)
             if self._finished is not None:
                 self._close_finished()
+
+    def take(
+        self,
+        key: bytes,
+        ts: float,
+        frame_no: int,
+        file_no: int,
+        flags: int,
+        seq: int,
+        ack: int,
+        payload: bytes,
+        payload_len: int,
+        ttl: int,
+        ip_id: int | None,
+        src_mac: bytes | None,
+    ) -> bool:
+        """The short path of `add` for a segment given as fields (`Decoder.take`): True when it
+        was an ACK or data segment of an open connection whose side was seen, and is done;
+        False, with nothing changed but the idle sweep, for any other segment (then `add`)."""
+        if ts >= self._next_sweep:
+            self._sweep(ts)
+        half = self._raw.get(key)
+        if half is None or not half.ready or flags & _SLOW_FLAGS:
+            return False
+        if ts >= half.lru_due:
+            self._touch(half, ts)
+        st = half.stats
+        st.packets += 1
+        half.frame_no = frame_no
+        half.file_no = file_no
+        st.last_ts = ts
+        if ttl == half.ttl:
+            half.ttl_run += 1
+        else:
+            half.new_ttl(ttl)
+        half.ip_id = ip_id
+        half.mac = src_mac
+        if ack != half.ack_seen and flags & ACK:
+            half.ack_seen = ack
+            peer = half.peer
+            if peer.seen_end >= 0 and 0 < ((ack - peer.seen_end) & SEQ_MASK) < MAX_WINDOW:
+                half.sync_frame()
+                assert st.last_frame is not None
+                peer.acked(ack, st.last_frame, ts)
+                if self._finished is not None:
+                    self._close_finished()
+                    return True
+        if payload_len:
+            st.payload_packets += 1
+            if half.frame_no >= 0:
+                frame = new_frame_ref(half.flow.capture_id, frame_no, file_no)
+                st.last_frame = frame
+                half.frame_no = -1
+            else:
+                assert st.last_frame is not None
+                frame = st.last_frame
+            half.push(seq, payload, payload_len, frame, ts)
+            if self._finished is not None:
+                self._close_finished()
+        return True
+
+    def tick(self, ts: float) -> float:
+        """Capture time `ts` passed with a segment that is not this table's (one of another
+        shard's conversations): run the idle sweep if one is due, as `add` would have.
+
+        Returns the capture time of the next sweep: ticks before it would do nothing."""
+        if ts >= self._next_sweep:
+            self._sweep(ts)
+        return self._next_sweep
 
     def ignore(self, flow: FlowInfo) -> None:
         """Stop keeping and delivering this flow's payload (no more `on_data`, `on_gap` or
@@ -327,6 +439,7 @@ class FlowTable:
         for flow in list(self._closed.values()):
             self._forget(flow)
         self._halves.clear()
+        self._raw.clear()
 
     # -- the slow path: new flows, handshakes, ends, tombstones ----------------------------
 
@@ -355,6 +468,7 @@ class FlowTable:
             half.first_tsval = seg.tsval
         st.packets += 1
         st.last_frame = seg.frame
+        half.frame_no = -1
         st.last_ts = ts
         usual = half.usual_origin() if flags & (FIN | RST) else None
         if not flags & RST:
@@ -414,6 +528,16 @@ class FlowTable:
         flow.first = half
         self._halves[key] = half
         self._halves[rkey] = other
+        try:
+            raw = raw_key(seg.src, seg.sport, seg.dst, seg.dport)
+        except (OSError, ValueError):
+            pass  # not IP addresses: no raw key, `take` never sees such segments
+        else:
+            n = (len(raw) - 4) // 2
+            half.raw = raw
+            other.raw = raw[n : 2 * n] + raw[:n] + raw[-2:] + raw[-4:-2]
+            self._raw[raw] = half
+            self._raw[other.raw] = other
         self._active[index] = flow
         return half
 
@@ -563,7 +687,9 @@ class FlowTable:
     def _touch(self, half: _Half, ts: float) -> None:
         """Move the flow to the recent end of the LRU order (at most once per `_lru_step`)."""
         half.lru_due = ts + self._lru_step
-        self._active.move_to_end(half.flow.index)
+        flow = half.flow
+        flow.touched = ts
+        self._active.move_to_end(flow.index)
 
     def _close_finished(self) -> None:
         flow = self._finished
@@ -586,8 +712,10 @@ class FlowTable:
             return
         flow.state = _CLOSED
         client.ready = server.ready = False
-        client.release()
-        server.release()
+        for half in (client, server):
+            half.sync_frame()
+            half.retire()
+            half.on_fin = _no_fin
         self._active.pop(flow.index, None)
         linger = not evicted and (flow.end_kind is EndKind.RST or flow.fins == 2)
         if linger:
@@ -598,6 +726,7 @@ class FlowTable:
                 self._forget(oldest)
         stats = FlowStats(client.stats, server.stats, last_ts, evicted)
         self._sink.on_flow_closed(info, stats)
+        client.stats = server.stats = _HANDED_ON  # the sink has them; a tombstone needs none
         if not linger:
             self._drop_keys(flow)
 
@@ -605,6 +734,8 @@ class FlowTable:
         info = self._ensure_started(flow)
         first = flow.first
         assert first is not None
+        first.sync_frame()
+        first.peer.sync_frame()
         seen = [f for f in (first.stats.last_frame, first.peer.stats.last_frame) if f is not None]
         self._sink.on_anomaly(
             info,
@@ -668,13 +799,17 @@ class FlowTable:
     def _sweep(self, now: float) -> None:
         """Close flows idle longer than the timeout; forget tombstones older than the linger."""
         self._next_sweep = now + self._sweep_every
-        active = self._active
         limit = now - self._idle_timeout
-        while active:
-            flow = next(iter(active.values()))
+        idle: list[_Flow] = []
+        for flow in self._active.values():
+            if flow.touched > limit:
+                break  # this one and all after it had a packet since `limit`
+            if flow.last_ts() <= limit:
+                idle.append(flow)
+        for flow in idle:
+            if flow.state == _CLOSED:
+                continue
             last_ts = flow.last_ts()
-            if last_ts > limit:
-                break
             self._evict(
                 flow, f"idle for {now - last_ts:.1f} s (idle timeout {self._idle_timeout:g} s)"
             )
@@ -697,10 +832,13 @@ class FlowTable:
         if first is None:
             return
         halves = self._halves
+        raws = self._raw
         pair = (first, first.peer)
         for half in pair:
             if halves.get(half.key) is half:
                 del halves[half.key]
+            if half.raw is not None and raws.get(half.raw) is half:
+                del raws[half.raw]
         flow.first = flow.client = None
         for half in pair:
             half.release()

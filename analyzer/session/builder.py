@@ -3,11 +3,18 @@
 Connection state (banner, EHLO, STARTTLS, how it ended) and envelope state (MAIL, RCPT, the
 message) are kept apart, as in the model. This module decodes wire bytes to text; it does not
 parse lines (the observer did) and never sees packets.
+
+It runs once per command and reply of every session, so events are dispatched by type through
+a table and transcript `Line`s are built without the frozen dataclass's per-field
+`object.__setattr__` (`_new_line`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from analyzer._common import Anomaly, Direction, FrameRef
 from analyzer.flows.events import EndKind, FlowInfo, FlowStats, StreamEnd
@@ -89,7 +96,81 @@ class _Txn:
 
 
 def _reply_text(reply: Reply) -> str:
-    return "\n".join(decode_text(line) for line in reply.lines)
+    return "\n".join([decode_text(line) for line in reply.lines])
+
+
+def _transcript_text(reply: Reply) -> str:
+    """A reply's lines as a transcript shows them: `NNN-text` ... `NNN text` (a malformed
+    reply, code 0, as sent).
+
+    The lines are decoded in one piece: UTF-8 decoding with `surrogateescape` maps each byte
+    that is not part of a valid sequence on its own, and no sequence can span the inserted
+    ASCII, so this is the same text as decoding line by line (the lines hold no LF)."""
+    lines = reply.lines
+    text = decode_text(b"\n".join(lines))
+    if not reply.code or not lines:
+        return text
+    code = f"{reply.code:03d}"
+    if len(lines) == 1:
+        return f"{code} {text}"
+    more = code + "-"
+    text = more + text.replace("\n", "\n" + more)
+    last = text.rfind("\n" + more) + 1
+    return f"{text[:last]}{code} {text[last + len(more) :]}"
+
+
+LINE_FIELDS = ("direction", "text", "offset", "frame", "ts", "code", "verb", "answers")
+"""`Line`'s fields in declaration order, as `_new_line` sets them."""
+
+
+class _LineLayout:
+    """Same slots as `Line`, without the frozen `__setattr__`: filled with plain stores, then
+    made a `Line` by `__class__` assignment (Python allows it between equal layouts)."""
+
+    __slots__ = LINE_FIELDS
+    direction: Direction
+    text: str
+    offset: int
+    frame: FrameRef | None
+    ts: float
+    code: int | None
+    verb: str | None
+    answers: int | None
+
+
+def _new_line_fast(
+    direction: Direction,
+    text: str,
+    offset: int,
+    frame: FrameRef | None,
+    ts: float,
+    code: int | None,
+    verb: str | None,
+    answers: int | None,
+) -> Line:
+    """`Line(direction, text, offset, frame, ts, code, verb, answers)`, several times faster."""
+    item = _LineLayout()
+    item.direction = direction
+    item.text = text
+    item.offset = offset
+    item.frame = frame
+    item.ts = ts
+    item.code = code
+    item.verb = verb
+    item.answers = answers
+    item.__class__ = Line  # type: ignore[assignment]
+    made: Line = item  # type: ignore[assignment]
+    return made
+
+
+_new_line: Callable[
+    [Direction, str, int, FrameRef | None, float, int | None, str | None, int | None], Line
+] = (
+    _new_line_fast
+    if tuple(f.name for f in dataclasses.fields(Line)) == LINE_FIELDS
+    and getattr(Line, "__slots__", ()) == LINE_FIELDS
+    else Line  # the model changed: the plain constructor is always right
+)
 
 
 class SessionBuilder:
@@ -119,12 +200,19 @@ class SessionBuilder:
         self._gaps = 0
         self._last_event_gap = False
         self._last_ts = flow.start_ts
+        self._keywords: tuple[str, ...] | None = None
+        """The EHLO reply's keywords, once asked for."""
 
     # -- feeding -------------------------------------------------------------------------
 
     def add(self, events: list[Event]) -> None:
+        handlers = _HANDLERS
         for event in events:
-            self._add(event)
+            ts = event.ts
+            if ts > self._last_ts:
+                self._last_ts = ts
+            handlers[type(event)](self, event)
+            self._last_event_gap = type(event) is Gap
 
     def add_anomaly(self, anomaly: Anomaly) -> None:
         if len(self._anomalies) < MAX_ANOMALIES_KEPT:
@@ -135,57 +223,58 @@ class SessionBuilder:
     def add_end(self, end: StreamEnd) -> None:
         self._ends.append(end)
 
-    def _add(self, event: Event) -> None:
-        self._last_ts = max(self._last_ts, event.ts)
-        self._last_event_gap = isinstance(event, Gap)
-        if isinstance(event, Command):
-            self._on_command(event)
-        elif isinstance(event, Reply):
-            self._on_reply(event)
-        elif isinstance(event, DataStart):
-            if self._txn is not None:
-                self._txn.data_started = True
+    def _on_data_start(self, event: DataStart) -> None:
+        if self._txn is not None:
+            self._txn.data_started = True
+            self._txn.data_offset = event.offset
+
+    def _on_header(self, event: MessageHeader) -> None:
+        if self._txn is not None and len(self._txn.headers) < MAX_HEADERS_KEPT:
+            self._txn.headers.append(header_field(event))
+
+    def _on_bdat_chunk(self, event: BdatChunk) -> None:
+        if self._txn is not None:
+            self._txn.data_started = True
+            if self._txn.data_offset is None:
                 self._txn.data_offset = event.offset
-        elif isinstance(event, MessageHeader):
-            if self._txn is not None and len(self._txn.headers) < MAX_HEADERS_KEPT:
-                self._txn.headers.append(header_field(event))
-        elif isinstance(event, DataEnd):
-            self._on_data_end(event)
-        elif isinstance(event, BdatChunk):
-            if self._txn is not None:
-                self._txn.data_started = True
-                if self._txn.data_offset is None:
-                    self._txn.data_offset = event.offset
-        elif isinstance(event, TlsStarted):
-            self._tls_started = True
-        elif isinstance(event, TlsClientHello):
-            self._client_hello = True
-        elif isinstance(event, Gap):
-            self._gaps += 1
-        elif isinstance(event, AnomalySeen):
-            self.add_anomaly(
-                Anomaly(
-                    kind=event.kind,
-                    detail=event.detail,
-                    frames=(event.frame,) if event.frame else (),
-                    ts=event.ts,
-                    direction=event.direction,
-                )
+
+    def _on_tls_started(self, event: TlsStarted) -> None:
+        self._tls_started = True
+
+    def _on_client_hello(self, event: TlsClientHello) -> None:
+        self._client_hello = True
+
+    def _on_gap(self, event: Gap) -> None:
+        self._gaps += 1
+
+    def _on_anomaly(self, event: AnomalySeen) -> None:
+        self.add_anomaly(
+            Anomaly(
+                kind=event.kind,
+                detail=event.detail,
+                frames=(event.frame,) if event.frame else (),
+                ts=event.ts,
+                direction=event.direction,
             )
-        elif isinstance(event, StreamClosed):
-            pass  # the flow layer's StreamEnd carries more (who sent it); see add_end
+        )
+
+    def _on_stream_closed(self, event: StreamClosed) -> None:
+        pass  # the flow layer's StreamEnd carries more (who sent it); see add_end
 
     def _on_command(self, cmd: Command) -> None:
-        if len(self._lines) < MAX_LINES_KEPT:
-            self._command_line_index[id(cmd)] = len(self._lines)
-            self._lines.append(
-                Line(
-                    direction=Direction.CLIENT_TO_SERVER,
-                    text=decode_text(cmd.raw),
-                    offset=cmd.offset,
-                    frame=cmd.frame,
-                    ts=cmd.ts,
-                    verb=cmd.verb,
+        lines = self._lines
+        if len(lines) < MAX_LINES_KEPT:
+            self._command_line_index[id(cmd)] = len(lines)
+            lines.append(
+                _new_line(
+                    Direction.CLIENT_TO_SERVER,
+                    decode_text(cmd.raw),
+                    cmd.offset,
+                    cmd.frame,
+                    cmd.ts,
+                    None,
+                    cmd.verb,
+                    None,
                 )
             )
         verb = cmd.verb
@@ -233,20 +322,15 @@ class SessionBuilder:
             answers = self._command_line_index.get(id(reply.command))
         if len(self._lines) < MAX_LINES_KEPT:
             self._lines.append(
-                Line(
-                    direction=Direction.SERVER_TO_CLIENT,
-                    text="\n".join(
-                        f"{reply.code:03d}{'-' if i < len(reply.lines) - 1 else ' '}"
-                        f"{decode_text(text)}"
-                        if reply.code
-                        else decode_text(text)
-                        for i, text in enumerate(reply.lines)
-                    ),
-                    offset=reply.offset,
-                    frame=reply.frame,
-                    ts=reply.ts,
-                    code=reply.code,
-                    answers=answers,
+                _new_line(
+                    Direction.SERVER_TO_CLIENT,
+                    _transcript_text(reply),
+                    reply.offset,
+                    reply.frame,
+                    reply.ts,
+                    reply.code,
+                    None,
+                    answers,
                 )
             )
         if reply.is_greeting:
@@ -332,7 +416,9 @@ class SessionBuilder:
     def _ehlo_keywords(self) -> tuple[str, ...]:
         if self._ehlo_reply is None:
             return ()
-        return tuple(kw.name for kw in parse_ehlo_keywords(self._ehlo_reply))
+        if self._keywords is None:
+            self._keywords = tuple(kw.name for kw in parse_ehlo_keywords(self._ehlo_reply))
+        return self._keywords
 
     def _starttls(self) -> StartTls:
         advertised = "STARTTLS" in self._ehlo_keywords()
@@ -385,3 +471,19 @@ class SessionBuilder:
             gaps=self._gaps,
             streams=streams,
         )
+
+
+_HANDLERS: dict[type, Callable[[SessionBuilder, Any], None]] = {
+    Command: SessionBuilder._on_command,
+    Reply: SessionBuilder._on_reply,
+    DataStart: SessionBuilder._on_data_start,
+    MessageHeader: SessionBuilder._on_header,
+    DataEnd: SessionBuilder._on_data_end,
+    BdatChunk: SessionBuilder._on_bdat_chunk,
+    TlsStarted: SessionBuilder._on_tls_started,
+    TlsClientHello: SessionBuilder._on_client_hello,
+    Gap: SessionBuilder._on_gap,
+    AnomalySeen: SessionBuilder._on_anomaly,
+    StreamClosed: SessionBuilder._on_stream_closed,
+}
+"""What each event type does to a session (every member of `Event`)."""

@@ -1,0 +1,322 @@
+"""Read one capture with several processes and hand on its sessions in `tcp.stream` order.
+
+Each worker process reads every record of the capture but decodes only the TCP conversations of
+its own shard (`analyzer.capture.conversation`: both directions of a conversation land in the
+same shard); for the others' segments it only lets the flow table's idle clock tick, so that
+each conversation is treated exactly as a single reader would treat it. A worker renders each
+session it finishes (`render`, in the worker) and reports, with the position of the record that
+caused it, every conversation it numbered and every one that ended (`pipeline.read_shard`).
+
+The calling process merges those reports in capture order: a conversation's `tcp.stream`
+number is how many conversations, of any shard, were numbered before it -- the number a single
+reader gives it, so session ids do not depend on the number of workers. Rendered sessions are
+handed to `place` in `tcp.stream` order, each as soon as every earlier conversation has ended;
+at most `MAX_HELD` wait for an earlier one, beyond which the earliest waiting one is handed on
+at once (a connection that stays open while ten thousand later ones come and go). So memory
+follows the number of open connections, never the size of the capture.
+
+Small captures, and platforms without `fork`, are read in this process by the same code. The
+flow table's capacity (`FlowTable` `max_flows`) applies per worker, so when more connections
+than that are open at once, which ones are evicted depends on the number of workers; and in a
+worker a `port_reuse` anomaly's detail quotes the earlier connection's number in the shard.
+
+This module starts processes and merges; it decodes and parses nothing itself.
+"""
+
+from __future__ import annotations
+
+import heapq
+import multiprocessing
+import os
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Generic, TypeVar
+
+from analyzer.capture import open_capture
+from analyzer.capture.conversation import Shard
+from analyzer.errors import CaptureError, SmtpfwError
+from analyzer.pipeline import END_POSITION, PathLike, read_shard
+from analyzer.session.model import SmtpSession
+
+T = TypeVar("T")
+
+WORKERS_ENV = "SMTPFW_WORKERS"
+"""Environment variable that sets the number of worker processes (1: read in this process)."""
+MAX_WORKERS = 4
+"""Workers used at most by default: every worker reads the whole file, so beyond a few the
+reading they all repeat outweighs the decoding they share."""
+PARALLEL_MIN_BYTES = 32 << 20
+"""Captures smaller than this (all files together) are read in this process: starting workers
+would cost more than it saves."""
+BATCH_RECORDS = 8192
+"""A worker sends what it found at least every this many progress reports of `read_shard` (one
+per segment the flow table did not take, one per `pipeline.PROGRESS_INTERVAL` of capture
+time)..."""
+BATCH_EVENTS = 512
+"""...and whenever this many conversations began or ended since it last sent."""
+MAX_HELD = 10_000
+"""Rendered sessions kept waiting for an earlier conversation to end."""
+
+_OPENED = 0
+_CLOSED = 1
+
+Event = tuple[int, int, int, object]
+"""(position, _OPENED or _CLOSED, conversation number in the shard, rendered session or None)."""
+Batch = tuple[list[Event], int]
+"""Events, and the position up to which the worker has read."""
+
+
+def default_workers(paths: Sequence[PathLike]) -> int:
+    """How many processes should read `paths`: `SMTPFW_WORKERS` if set, else one per CPU this
+    process may use (at most `MAX_WORKERS`) for captures of `PARALLEL_MIN_BYTES` or more."""
+    wanted = os.environ.get(WORKERS_ENV, "").strip()
+    if wanted:
+        try:
+            return max(1, int(wanted))
+        except ValueError:
+            pass
+    try:
+        size = sum(os.path.getsize(p) for p in paths)
+    except OSError:
+        return 1
+    if size < PARALLEL_MIN_BYTES:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_WORKERS))
+
+
+class SessionMerger(Generic[T]):
+    """Numbers the conversations of all shards as one reader would, and hands rendered sessions
+    to `place(rendered, tcp_stream)` in `tcp.stream` order (see the module docstring).
+
+    Feed it each shard's reports in capture order across shards: `opened` and `closed` with the
+    shard's own conversation numbers; call `finish` at the end.
+    """
+
+    def __init__(self, place: Callable[[T, int], None], max_held: int = MAX_HELD) -> None:
+        self._place = place
+        self._max_held = max(1, max_held)
+        self._next = 0
+        self._numbers: dict[tuple[int, int], int] = {}
+        """tcp.stream number of each open conversation, by (shard, number in the shard)."""
+        self._open: OrderedDict[int, None] = OrderedDict()
+        """The numbers of open conversations, lowest first (they are opened in order)."""
+        self._held: list[tuple[int, T]] = []
+        """Heap of rendered sessions waiting for an earlier conversation to end."""
+
+    @property
+    def conversations(self) -> int:
+        """Conversations numbered so far."""
+        return self._next
+
+    def opened(self, shard: int, local: int) -> None:
+        number = self._next
+        self._next += 1
+        self._numbers[(shard, local)] = number
+        self._open[number] = None
+
+    def closed(self, shard: int, local: int, rendered: T | None) -> None:
+        number = self._numbers.pop((shard, local))
+        del self._open[number]
+        if rendered is not None:
+            heapq.heappush(self._held, (number, rendered))
+        self._release()
+
+    def finish(self) -> None:
+        """Hand on everything still held, in order."""
+        held = self._held
+        while held:
+            number, rendered = heapq.heappop(held)
+            self._place(rendered, number)
+
+    def _release(self) -> None:
+        held = self._held
+        first_open = next(iter(self._open), None)
+        while held and (
+            first_open is None or held[0][0] < first_open or len(held) > self._max_held
+        ):
+            number, rendered = heapq.heappop(held)
+            self._place(rendered, number)
+
+
+class _Local(Generic[T]):
+    """`read_shard`'s listener when this process reads the whole capture: straight to the
+    merger."""
+
+    def __init__(self, merger: SessionMerger[T], render: Callable[[SmtpSession], T]) -> None:
+        self._merger = merger
+        self._render = render
+
+    def opened(self, position: int, index: int) -> None:
+        self._merger.opened(0, index)
+
+    def closed(self, position: int, index: int, session: SmtpSession | None) -> None:
+        self._merger.closed(0, index, None if session is None else self._render(session))
+
+    def progress(self, position: int) -> None:
+        pass
+
+
+class _Sender(Generic[T]):
+    """`read_shard`'s listener in a worker: batches of events down a pipe."""
+
+    def __init__(self, conn: Connection, render: Callable[[SmtpSession], T]) -> None:
+        self._conn = conn
+        self._render = render
+        self._events: list[Event] = []
+        self._records = 0
+
+    def opened(self, position: int, index: int) -> None:
+        self._events.append((position, _OPENED, index, None))
+
+    def closed(self, position: int, index: int, session: SmtpSession | None) -> None:
+        rendered = None if session is None else self._render(session)
+        self._events.append((position, _CLOSED, index, rendered))
+
+    def progress(self, position: int) -> None:
+        self._records += 1
+        if (
+            self._records >= BATCH_RECORDS
+            or len(self._events) >= BATCH_EVENTS
+            or position == END_POSITION
+        ):
+            batch: Batch = (self._events, position)
+            self._conn.send(batch)
+            self._events = []
+            self._records = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """Why a worker stopped: sent down its pipe instead of a batch."""
+
+    kind: str
+    """"capture" (a CaptureError), "usage" (another SmtpfwError) or "crash" (a bug)."""
+    message: str
+    path: str = ""
+
+
+def _work(
+    conn: Connection,
+    paths: list[PathLike],
+    capture_id: str,
+    shard: Shard,
+    render: Callable[[SmtpSession], object],
+) -> None:
+    """A worker process: read one shard and send what it found; errors go down the pipe."""
+    try:
+        read_shard(open_capture(paths, capture_id), _Sender(conn, render), shard=shard)
+    except CaptureError as exc:
+        conn.send(_Failure("capture", exc.problem, str(exc.path)))
+    except SmtpfwError as exc:
+        conn.send(_Failure("usage", str(exc)))
+    except BaseException as exc:  # reported by the parent; a worker never prints
+        conn.send(_Failure("crash", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+def _raise(failure: _Failure) -> None:
+    if failure.kind == "capture":
+        raise CaptureError(failure.path, failure.message)
+    if failure.kind == "usage":
+        raise SmtpfwError(failure.message)
+    raise RuntimeError(f"a worker process failed: {failure.message}")
+
+
+def _merge(conns: list[Connection], merger: SessionMerger[T]) -> None:
+    """Feed the workers' events to `merger` in capture order.
+
+    Events at or before the position every worker has read past are final; the worker that is
+    furthest behind is the one read from next, so the others wait (their pipes fill) instead of
+    piling up events here.
+    """
+    count = len(conns)
+    queues: list[deque[Event]] = [deque() for _ in range(count)]
+    progress = [-1] * count
+    while True:
+        settled = min(progress)
+        while True:
+            best = -1
+            best_position = settled + 1
+            for shard in range(count):
+                queue = queues[shard]
+                if queue and queue[0][0] < best_position:
+                    best, best_position = shard, queue[0][0]
+            if best < 0:
+                break
+            _, kind, local, rendered = queues[best].popleft()
+            if kind == _OPENED:
+                merger.opened(best, local)
+            else:
+                merger.closed(best, local, rendered)  # type: ignore[arg-type]
+        if settled >= END_POSITION:
+            return
+        behind = progress.index(settled)
+        try:
+            message = conns[behind].recv()
+        except EOFError:
+            raise RuntimeError("a worker process ended without reporting") from None
+        if isinstance(message, _Failure):
+            _raise(message)
+        events, reached = message
+        queues[behind].extend(events)
+        progress[behind] = reached
+
+
+def map_sessions(
+    paths: Sequence[PathLike],
+    capture_id: str,
+    render: Callable[[SmtpSession], T],
+    place: Callable[[T, int], None],
+    *,
+    workers: int | None = None,
+) -> int:
+    """Render every SMTP session of a capture and place them in `tcp.stream` order.
+
+    `render(session)` runs where the session was read, possibly in a worker process, and its
+    result must be picklable. There conversation numbers are provisional (the shard's own):
+    `render` must not use `session.id`, `session.flow.index`, or the number of the earlier
+    connection a `port_reuse` anomaly's detail quotes. `place(rendered, tcp_stream)` runs in
+    this process with the conversation's real number. Returns the number of TCP conversations.
+    Raises CaptureError as `open_capture` does, also for a file that fails while being read.
+    """
+    files = list(paths)
+    open_capture(files, capture_id)  # refuse unusable files here, before any worker starts
+    count = default_workers(files) if workers is None else max(1, workers)
+    merger: SessionMerger[T] = SessionMerger(place)
+    if count == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        read_shard(open_capture(files, capture_id), _Local(merger, render))
+        merger.finish()
+        return merger.conversations
+    context = multiprocessing.get_context("fork")
+    conns: list[Connection] = []
+    processes = []
+    try:
+        for index in range(count):
+            receiver, sender = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_work,
+                args=(sender, files, capture_id, Shard(index, count), render),
+                name=f"smtpfw-shard-{index}",
+                daemon=True,
+            )
+            process.start()
+            sender.close()
+            conns.append(receiver)
+            processes.append(process)
+        _merge(conns, merger)
+        merger.finish()
+    finally:
+        for conn in conns:
+            conn.close()
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+    return merger.conversations
