@@ -39,13 +39,23 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
-def _usable_files(paths: Sequence[str], err: TextIO) -> tuple[list[str], bool]:
-    """The files that open as captures; each unusable one is reported on its own line."""
+def _usable_files(
+    paths: Sequence[str], err: TextIO, engine: str = "native"
+) -> tuple[list[str], bool]:
+    """The files that open as captures; each unusable one is reported on its own line.
+
+    With the tshark engine, a file is usable when tshark reads it (it reads formats the
+    native reader does not)."""
     good: list[str] = []
     bad = False
     for path in paths:
         try:
-            open_capture([path], "probe")
+            if engine == "tshark":
+                from analyzer.engines.tshark import check_capture_tshark
+
+                check_capture_tshark(path)
+            else:
+                open_capture([path], "probe")
         except CaptureError as exc:
             err.write(f"smtpfw: error: {exc}\n")
             bad = True
@@ -179,7 +189,7 @@ def _cmd_sessions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """List sessions as their connections end, in tcp.stream order (the order connections first
     appear, which is their start order unless the capture's clock steps back): memory does not
     grow with the capture. See `analyzer.parallel` for the one exception to the order."""
-    files, bad = _usable_files(args.files, err)
+    files, bad = _usable_files(args.files, err, args.engine)
     if not files:
         return EXIT_BAD_INPUT
     # In a worker process session ids are provisional (see `map_sessions`): the rendered

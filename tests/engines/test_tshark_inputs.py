@@ -212,3 +212,18 @@ def test_probe_accepts_what_tshark_reads_and_names_what_it_does_not(
     with pytest.raises(CaptureError) as caught:
         check_capture_tshark(junk)
     assert caught.value.path == junk
+
+
+@pytest.mark.skipif(EDITCAP is None, reason="editcap is not installed")
+def test_the_command_reads_a_format_only_tshark_knows_with_engine_tshark(
+    two_sessions: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from analyzer.cli import main
+
+    assert EDITCAP is not None
+    snoop = tmp_path / "two.snoop"
+    subprocess.run([EDITCAP, "-F", "snoop", str(two_sessions), str(snoop)], check=True)
+    assert main(["sessions", str(snoop)]) == 2  # the native reader names the format it refuses
+    capsys.readouterr()
+    assert main(["sessions", "--engine", "tshark", str(snoop)]) == 0
+    assert "2 SMTP session(s)" in capsys.readouterr().out
