@@ -41,6 +41,10 @@ RHYTHM_SCALE_S = 0.01
 times of the same commands and replies halves the rhythm score. Sessions that look alike in
 every other way (a newsletter run) still differ in when each of their lines crossed."""
 RHYTHM_LINES = 8
+W_TAIL = 6.0
+TAIL_BYTES = 64
+"""The last bytes of a direction: after STARTTLS they are ciphertext, unique to one connection
+and never touched by the box, so equal tails tell apart sessions that look alike otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,21 @@ def _rhythm(client: SmtpSession, server: SmtpSession, offset_s: float) -> float 
     return diffs[len(diffs) // 2]
 
 
+def _same_tail(client: SmtpSession, server: SmtpSession) -> bool:
+    """Both captures end a direction with the same bytes (only when both kept their streams)."""
+    if client.streams is None or server.streams is None:
+        return False
+    for c, s in (
+        (client.streams.client_to_server, server.streams.client_to_server),
+        (client.streams.server_to_client, server.streams.server_to_client),
+    ):
+        if c.truncated or s.truncated or len(c.data) < TAIL_BYTES or len(s.data) < TAIL_BYTES:
+            continue
+        if c.data[-TAIL_BYTES:] == s.data[-TAIL_BYTES:]:
+            return True
+    return False
+
+
 def score(
     client: SmtpSession, server: SmtpSession, delta_s: float, offset_s: float = 0.0
 ) -> tuple[float, tuple[str, ...]]:
@@ -106,6 +125,9 @@ def score(
             matched.append("tcp_timestamp")
         else:
             total -= W_TSVAL
+    if _same_tail(client, server):
+        total += W_TAIL
+        matched.append("stream_tail")
     c_len, s_len = _stream_lengths(client), _stream_lengths(server)
     for name, a, b in (("c2s_length", c_len[0], s_len[0]), ("s2c_length", c_len[1], s_len[1])):
         if a == b and a > 0:
