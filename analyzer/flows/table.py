@@ -36,7 +36,8 @@ never made a `Segment`: the capture layer offers each segment's fields and raw k
 Sides are filed under their raw keys too, and the frame of a bare ACK is remembered as a number
 until someone needs the `FrameRef`.
 
-A closed connection's tombstone keeps positions, FIN and counters but no buffers (`retire`).
+A closed connection's tombstone is two small `_Tomb`s (filed under the two directions' keys)
+holding the stream positions and FIN that late segments are checked against, and nothing more.
 The idle sweep closes exactly the flows idle longer than the timeout, whatever else shares the
 table, so that a table fed one shard of a capture (with `tick` for the other shards' segments)
 treats each of its connections as a table fed the whole capture does.
@@ -72,7 +73,7 @@ from analyzer.flows.events import (
     StreamGap,
 )
 from analyzer.flows.key import FlowKey, port_says_source_is_server, reverse_key
-from analyzer.flows.reassembly import MAX_WINDOW, SEQ_MASK, Reassembler
+from analyzer.flows.reassembly import MAX_WINDOW, SEQ_HALF, SEQ_MASK, Reassembler
 
 CLOSED_LINGER = 60.0
 """Seconds of capture time a connection closed by FIN or RST stays known: about TIME-WAIT,
@@ -113,11 +114,6 @@ client, None when the bytes do not tell."""
 
 def _no_fin(end: StreamEnd) -> None:
     """The FIN callback of a forgotten flow."""
-
-
-_HANDED_ON = DirectionStats()
-"""What a closed flow's sides count into once their counters were handed to the sink: nothing
-counts there (a tombstone takes no segment), so all tombstones share it."""
 
 
 class _Half(Reassembler):
@@ -209,6 +205,28 @@ class _Half(Reassembler):
         return PacketOrigin(ttl, self.ip_id, self.mac)
 
 
+class _Tomb:
+    """What is left of one side of a connection closed by FIN or RST while it lingers: where its
+    stream stood, to tell late bytes from data beyond the FIN."""
+
+    __slots__ = ("base", "direction", "fin_frame", "fin_off", "flow", "key", "next", "next_seq")
+
+    def __init__(self, half: _Half) -> None:
+        self.key = half.key
+        self.flow = half.flow
+        self.direction = half.direction
+        self.base = half.base
+        self.fin_frame = None if half.fin is None else half.fin.frame
+        """Frame of this side's FIN; None when it sent none."""
+        self.fin_off = half.fin_off
+        self.next = half.next
+        self.next_seq = half.next_seq
+
+    def offset(self, seq: int) -> int:
+        """Stream offset of sequence number `seq`, as `Reassembler.offset` (base set)."""
+        return self.next + ((seq - self.next_seq + SEQ_HALF) & SEQ_MASK) - SEQ_HALF
+
+
 class _Flow:
     """One TCP connection of the table."""
 
@@ -227,6 +245,7 @@ class _Flow:
         "info",
         "start_ts",
         "state",
+        "tombs",
         "touched",
     )
 
@@ -249,6 +268,8 @@ class _Flow:
         self.end_kind: EndKind | None = None
         self.end_frame: FrameRef | None = None
         self.ignored = False
+        self.tombs: tuple[_Tomb, ...] = ()
+        """The sides' tombstones while the closed flow lingers (then `first` is None)."""
 
     def last_ts(self) -> float:
         """Capture time of the flow's latest packet."""
@@ -285,6 +306,8 @@ class FlowTable:
         self._halves: dict[FlowKey, _Half] = {}
         self._raw: dict[bytes, _Half] = {}
         """The same sides under their raw keys."""
+        self._tombs: dict[FlowKey, _Tomb] = {}
+        """Sides of lingering closed flows, by direction key (no side of an open flow has it)."""
         self._active: OrderedDict[int, _Flow] = OrderedDict()
         """Open flows by index, least recently active first."""
         self._closed: OrderedDict[int, _Flow] = OrderedDict()
@@ -440,25 +463,30 @@ class FlowTable:
             self._forget(flow)
         self._halves.clear()
         self._raw.clear()
+        self._tombs.clear()
 
     # -- the slow path: new flows, handshakes, ends, tombstones ----------------------------
 
     def _add_slow(self, seg: Segment, half: _Half | None) -> None:
         flags = seg.flags
         if half is None:
+            tombs = self._tombs
+            tomb = tombs.get((seg.src, seg.sport, seg.dst, seg.dport)) if tombs else None
+            if tomb is not None:
+                if not (flags & SYN and not flags & (ACK | RST)):
+                    self._after_close(tomb.flow, tomb, seg)
+                    return
+                self._forget(tomb.flow)  # a new connection on the 4-tuple
             half = self._new_flow(seg)
         else:
             flow = half.flow
-            if flags & SYN and not flags & (ACK | RST):
-                if flow.state == _CLOSED:
-                    self._forget(flow)
-                    half = self._new_flow(seg)
-                elif not (flow.client is half and seg.seq in (half.syn_isn, half.derived_isn)):
-                    self._port_reuse(flow, seg)
-                    half = self._new_flow(seg)
-            elif flow.state == _CLOSED:
-                self._after_close(flow, half, seg)
-                return
+            if (
+                flags & SYN
+                and not flags & (ACK | RST)
+                and not (flow.client is half and seg.seq in (half.syn_isn, half.derived_isn))
+            ):
+                self._port_reuse(flow, seg)
+                half = self._new_flow(seg)
         flow = half.flow
         ts = seg.ts
         self._touch(half, ts)
@@ -712,10 +740,8 @@ class FlowTable:
             return
         flow.state = _CLOSED
         client.ready = server.ready = False
-        for half in (client, server):
-            half.sync_frame()
-            half.retire()
-            half.on_fin = _no_fin
+        client.sync_frame()
+        server.sync_frame()
         self._active.pop(flow.index, None)
         linger = not evicted and (flow.end_kind is EndKind.RST or flow.fins == 2)
         if linger:
@@ -726,9 +752,12 @@ class FlowTable:
                 self._forget(oldest)
         stats = FlowStats(client.stats, server.stats, last_ts, evicted)
         self._sink.on_flow_closed(info, stats)
-        client.stats = server.stats = _HANDED_ON  # the sink has them; a tombstone needs none
-        if not linger:
-            self._drop_keys(flow)
+        tombs = (_Tomb(client), _Tomb(server)) if linger else ()
+        self._drop_keys(flow)
+        if tombs and flow.index in self._closed:
+            flow.tombs = tombs
+            for tomb in tombs:
+                self._tombs[tomb.key] = tomb
 
     def _evict(self, flow: _Flow, why: str) -> None:
         info = self._ensure_started(flow)
@@ -759,7 +788,7 @@ class FlowTable:
         if flow.state == _OPEN:
             self._close(flow)
 
-    def _after_close(self, flow: _Flow, half: _Half, seg: Segment) -> None:
+    def _after_close(self, flow: _Flow, half: _Tomb, seg: Segment) -> None:
         """A segment for a connection already closed by FIN or RST."""
         n = seg.payload_len
         if not n or flow.ignored or flow.info is None:
@@ -777,7 +806,7 @@ class FlowTable:
                 ),
             )
             return
-        if half.base is None or half.fin is None:
+        if half.base is None or half.fin_frame is None:
             return
         start = half.offset(seg.seq)
         if start + n > half.fin_off:
@@ -788,7 +817,7 @@ class FlowTable:
                     FlowAnomaly.DATA_AFTER_FIN,
                     f"{start + n - first} bytes at stream offsets {first}..{start + n} after the "
                     f"FIN at offset {half.fin_off}, once the connection was closed",
-                    (half.fin.frame, seg.frame),
+                    (half.fin_frame, seg.frame),
                     seg.ts,
                     half.direction,
                 ),
@@ -827,7 +856,13 @@ class FlowTable:
         self._drop_keys(flow)
 
     def _drop_keys(self, flow: _Flow) -> None:
-        """Forget the flow for good; break its reference cycles so memory is freed at once."""
+        """Forget the flow's sides (or its tombstones); break the reference cycles so that memory
+        is freed at once."""
+        tombs = self._tombs
+        for tomb in flow.tombs:
+            if tombs.get(tomb.key) is tomb:
+                del tombs[tomb.key]
+        flow.tombs = ()
         first = flow.first
         if first is None:
             return
