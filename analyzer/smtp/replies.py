@@ -121,6 +121,22 @@ class ReplyAssembler:
     def add(self, line: Line) -> tuple[AssembledReply | None, Oddity | None]:
         """Take one line; returns the reply it completes (if any) and what was odd about it."""
         parsed = parse_reply_line(line.content)
+        if self._partial is None and parsed.code is not None and not parsed.more:
+            # A one-line reply, the common case: no assembly needed.
+            return (
+                AssembledReply(
+                    parsed.code,
+                    (parsed.text,),
+                    line.content + line.terminator,
+                    line.offset,
+                    line.frame,
+                    line.last_frame,
+                    line.ts,
+                    line.end_ts,
+                    0,
+                ),
+                None,
+            )
         partial = self._partial
         oddity: Oddity | None = None
         if partial is None:
