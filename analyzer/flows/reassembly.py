@@ -91,14 +91,6 @@ def _ignore_fin(end: StreamEnd) -> None:
     """Callback before the owner wires the reassembler up."""
 
 
-_RETIRED_STARTS: list[int] = []
-_RETIRED_PIECES: dict[int, Piece] = {}
-_RETIRED_HISTORY: deque[StreamData] = deque(maxlen=0)
-_RETIRED_NOTES: list[Anomaly] = []
-"""The (always empty) buffers every retired reassembler shares: an ignored direction never
-stores into them, and an empty deque alone costs half a kilobyte."""
-
-
 class _StreamDataLayout:
     """Same slots as `StreamData`, without the frozen `__setattr__`.
 
@@ -444,21 +436,6 @@ class Reassembler:
         self.history.clear()
         self.history_bytes = 0
         self._notes.clear()
-
-    def retire(self) -> None:
-        """Drop the buffers themselves, not only their contents, for good: positions, FIN and
-        counters stay, which is all a closed connection's tombstone asks of it. Bytes pushed
-        afterwards are only counted, as for an ignored direction."""
-        self.release()
-        self.ignored = True
-        self.fast = False
-        self.starts = _RETIRED_STARTS
-        self.pieces = _RETIRED_PIECES
-        self.history = _RETIRED_HISTORY
-        self._notes = _RETIRED_NOTES
-        self.on_data = _ignore_data
-        self.on_gap = _ignore_gap
-        self.on_anomaly = _ignore_anomaly
 
     # -- output ----------------------------------------------------------------------------
 

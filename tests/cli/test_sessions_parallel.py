@@ -135,6 +135,22 @@ def test_worker_processes_give_what_one_process_gives(busy: Path) -> None:
     assert results[1] == results[0] == results[2]
 
 
+def test_a_rotation_set_is_numbered_across_its_files_as_one_reader_numbers_it() -> None:
+    files = sorted((CAPTURES / "rotation").glob("*.pcap*"))
+    assert len(files) > 1
+    want = [
+        (s.flow.index, summary(s)) for s in sorted(read_sessions(files), key=lambda s: s.flow.index)
+    ]
+    for workers in (2, 3):
+        placed: list[tuple[int, dict[str, Any]]] = []
+
+        def place(item: dict[str, Any], n: int, into: list[Any] = placed) -> None:
+            into.append((n, item))
+
+        map_sessions(files, "single", summary, place, workers=workers)
+        assert renumbered(placed) == want
+
+
 def _fail(session: SmtpSession) -> Any:
     raise ValueError("render broke")
 
