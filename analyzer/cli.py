@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from analyzer.capture import open_capture
-from analyzer.errors import CaptureError, SmtpfwError, UsageError
+from analyzer.errors import SmtpfwError, UsageError
 from analyzer.jsontext import dumps_indented
 from analyzer.parallel import map_sessions
+from analyzer.pipeline import check_captures
 from analyzer.report.model import Report
 from analyzer.session.export import session_dict
 from analyzer.session.model import SmtpSession
@@ -42,26 +42,11 @@ class _Parser(argparse.ArgumentParser):
 def _usable_files(
     paths: Sequence[str], err: TextIO, engine: str = "native"
 ) -> tuple[list[str], bool]:
-    """The files that open as captures; each unusable one is reported on its own line.
-
-    With the tshark engine, a file is usable when tshark reads it (it reads formats the
-    native reader does not)."""
-    good: list[str] = []
-    bad = False
-    for path in paths:
-        try:
-            if engine == "tshark":
-                from analyzer.engines.tshark import check_capture_tshark
-
-                check_capture_tshark(path)
-            else:
-                open_capture([path], "probe")
-        except CaptureError as exc:
-            err.write(f"smtpfw: error: {exc}\n")
-            bad = True
-        else:
-            good.append(path)
-    return good, bad
+    """The files that open as captures; each unusable one is reported on its own line."""
+    good, problems = check_captures(paths, engine)
+    for problem in problems:
+        err.write(f"smtpfw: error: {problem}\n")
+    return good, bool(problems)
 
 
 def _utc(ts: float) -> str:

@@ -31,6 +31,7 @@ from analyzer.correlate import (
     pair_sessions,
 )
 from analyzer.detect import Finding, detect_pair, detect_single, number, unmatched
+from analyzer.errors import CaptureError
 from analyzer.flows import FlowTable
 from analyzer.flows.events import (
     EndKind,
@@ -339,6 +340,30 @@ def read_shard(
     table.finish()
     announce()
     progress(END_POSITION)
+
+
+def check_captures(
+    paths: Sequence[str], engine: str = "native"
+) -> tuple[list[str], list[CaptureError]]:
+    """The files that open as captures, and the problem with each one that does not.
+
+    With the tshark engine a file is usable when tshark reads it (it reads formats the native
+    reader does not)."""
+    good: list[str] = []
+    problems: list[CaptureError] = []
+    for path in paths:
+        try:
+            if engine == "tshark":
+                from analyzer.engines.tshark import check_capture_tshark
+
+                check_capture_tshark(path)
+            else:
+                open_capture([path], "probe")
+        except CaptureError as exc:
+            problems.append(exc)
+        else:
+            good.append(path)
+    return good, problems
 
 
 def run_capture(
