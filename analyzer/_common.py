@@ -6,6 +6,7 @@ This module holds only small immutable types. It does no parsing and no I/O.
 from __future__ import annotations
 
 import enum
+from bisect import bisect_right
 from dataclasses import dataclass
 
 
@@ -38,6 +39,48 @@ class FrameRef:
         if self.file_no:
             return f"{self.capture_id}[{self.file_no}]#{self.frame_no}"
         return f"{self.capture_id}#{self.frame_no}"
+
+
+class FrameMarks:
+    """Where each captured segment of a run of in-order stream bytes begins.
+
+    A run is the bytes of several consecutive segments handed on in one piece; `offsets` holds
+    the stream offset of each segment's first byte (ascending, the first one the run's own
+    offset), `frames` and `times` that segment's frame and capture time. The lists are never
+    changed once the run is handed on.
+    """
+
+    __slots__ = ("frames", "offsets", "times")
+
+    def __init__(self, offsets: list[int], frames: list[FrameRef], times: list[float]) -> None:
+        self.offsets = offsets
+        self.frames = frames
+        self.times = times
+
+    def index(self, offset: int) -> int:
+        """Which segment holds the byte at stream offset `offset` (0 before the first)."""
+        i = bisect_right(self.offsets, offset) - 1
+        return i if i > 0 else 0
+
+    def locate(self, offset: int) -> tuple[FrameRef, float]:
+        """Frame and capture time of the segment holding the byte at stream offset `offset`."""
+        i = self.index(offset)
+        return self.frames[i], self.times[i]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FrameMarks):
+            return NotImplemented
+        return (self.offsets, self.frames, self.times) == (
+            other.offsets,
+            other.frames,
+            other.times,
+        )
+
+    def __hash__(self) -> int:
+        return hash((tuple(self.offsets), tuple(self.frames)))
+
+    def __repr__(self) -> str:
+        return f"FrameMarks({self.offsets!r}, {self.frames!r}, {self.times!r})"
 
 
 @dataclass(frozen=True, slots=True)

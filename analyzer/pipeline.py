@@ -138,6 +138,16 @@ class _SessionSink:
         ):
             # Perhaps SMTP through an HTTP proxy: decided on the tunnelled bytes.
             state.tunnel = {d: PreambleSkipper() for d in Direction}
+        if state.tunnel is not None and data.marks is not None:
+            for piece in data.pieces():
+                self._take(state, piece)
+                if self.flows.get(flow.index) is not state:
+                    return
+            return
+        self._take(state, data)
+
+    def _take(self, state: _Flow, data: StreamData) -> None:
+        """Hand one delivery of in-order bytes to the flow's observer."""
         if state.tunnel is not None:
             offset, payload = state.tunnel[data.direction].feed(data.offset, data.data)
             if not payload:
@@ -148,9 +158,16 @@ class _SessionSink:
             if state.smtp is False:
                 return
         if state.streams is not None:
-            state.streams.of(data.direction).add(data.offset, data.data, data.frame, data.ts)
+            record = state.streams.of(data.direction)
+            for piece in data.pieces():
+                record.add(piece.offset, piece.data, piece.frame, piece.ts)
         events = state.observer.feed(
-            data.direction, data.data, offset=data.offset, ts=data.ts, frame=data.frame
+            data.direction,
+            data.data,
+            offset=data.offset,
+            ts=data.ts,
+            frame=data.frame,
+            marks=data.marks,
         )
         if events:
             state.builder.add(events)

@@ -6,9 +6,10 @@ Values only; the table that produces them is in `table` and `reassembly`.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from analyzer._common import Direction, FrameRef
+from analyzer._common import Direction, FrameMarks, FrameRef
 
 
 class EndKind(enum.StrEnum):
@@ -72,14 +73,45 @@ class FlowInfo:
 
 @dataclass(frozen=True, slots=True)
 class StreamData:
-    """In-order bytes of one direction, the new bytes of one segment."""
+    """In-order bytes of one direction: the new bytes of one segment, or of a run of
+    consecutive segments (then `marks` says where each begins)."""
 
     direction: Direction
     offset: int
     """Stream offset of data[0]: 0 is the first byte after the SYN."""
     data: bytes
     frame: FrameRef
+    """Frame of the first segment."""
     ts: float
+    """Capture time of the first segment."""
+    marks: FrameMarks | None = None
+    """Where each segment of a run begins; None when the bytes are one segment's."""
+
+    def locate(self, offset: int) -> tuple[FrameRef, float]:
+        """Frame and capture time of the segment that carried the byte at stream `offset`."""
+        if self.marks is None:
+            return self.frame, self.ts
+        return self.marks.locate(offset)
+
+    def pieces(self) -> Iterator[StreamData]:
+        """The bytes segment by segment, each with its own frame and time (no marks)."""
+        marks = self.marks
+        if marks is None:
+            yield self
+            return
+        data = self.data
+        base = self.offset
+        offsets = marks.offsets
+        last = len(offsets) - 1
+        for i, start in enumerate(offsets):
+            stop = offsets[i + 1] if i < last else base + len(data)
+            yield StreamData(
+                self.direction,
+                start,
+                data[start - base : stop - base],
+                marks.frames[i],
+                marks.times[i],
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,15 @@ will not be filled (the peer acknowledged bytes never captured, too much buffere
 a segment cut by the snaplen, the end of the capture) become `StreamGap`s and the stream goes on
 after them. A FIN is released once every byte before it is out.
 
+Consecutive in-order segments are handed on together as one run (one `StreamData` whose
+`marks` say where each segment begins), so that consumers pay per run, not per segment: a run
+grows until `RUN_BYTES`, until the `partner` (the other direction of the connection) has
+something to hand on, or until anything else happens to this stream (a segment out of order, a
+gap, a FIN, the end). Across the two directions, everything is handed on in capture order.
+
 It keeps the last `HISTORY_BYTES` delivered (the `StreamData` values themselves, so no copy) to
-compare retransmissions with, and at most `max_buffered` bytes of early data.
+compare retransmissions with, at most `RUN_BYTES` of the run being gathered, and at most
+`max_buffered` bytes of early data.
 
 Judgement calls, each the reading that keeps real captures whole:
 - A segment of at most one byte at `next - 1` is a keep-alive: its byte is filler, never compared.
@@ -39,7 +46,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TypeAlias
 
-from analyzer._common import Anomaly, Direction, FrameRef
+from analyzer._common import Anomaly, Direction, FrameMarks, FrameRef
 from analyzer.flows.events import (
     DirectionStats,
     FlowAnomaly,
@@ -63,6 +70,8 @@ HISTORY_BYTES = 64 * 1024
 window without scaling, RFC 9293 §3.1)."""
 HISTORY_CHUNKS = 4096
 """At most this many delivered segments are kept, so one-byte segments cannot inflate memory."""
+RUN_BYTES = 32 * 1024
+"""A run of in-order segments is handed on once it holds this many bytes."""
 
 SHOWN_BYTES = 40
 """How much of each version a conflict's detail shows."""
@@ -101,24 +110,31 @@ class _StreamDataLayout:
     `StreamData`, equal to and hashing like one built by its constructor.
     """
 
-    __slots__ = ("data", "direction", "frame", "offset", "ts")
+    __slots__ = ("data", "direction", "frame", "marks", "offset", "ts")
     direction: Direction
     offset: int
     data: bytes
     frame: FrameRef
     ts: float
+    marks: FrameMarks | None
 
 
 def new_stream_data(
-    direction: Direction, offset: int, data: bytes, frame: FrameRef, ts: float
+    direction: Direction,
+    offset: int,
+    data: bytes,
+    frame: FrameRef,
+    ts: float,
+    marks: FrameMarks | None = None,
 ) -> StreamData:
-    """`StreamData(direction, offset, data, frame, ts)`, five times faster."""
+    """`StreamData(direction, offset, data, frame, ts, marks)`, five times faster."""
     item = _StreamDataLayout()
     item.direction = direction
     item.offset = offset
     item.data = data
     item.frame = frame
     item.ts = ts
+    item.marks = marks
     item.__class__ = StreamData  # type: ignore[assignment]
     made: StreamData = item  # type: ignore[assignment]
     return made
@@ -151,7 +167,10 @@ class Reassembler:
     The owner sets `direction` and the callbacks before feeding it, calls `set_base` with the
     sequence number of offset 0 (ISN+1, or the first sequence number seen midstream), then
     `push` for every segment with payload, `acked` when the peer acknowledges bytes beyond
-    everything seen, `set_fin` for a FIN, and `flush` at the end.
+    everything seen, `set_fin` for a FIN, and `flush` at the end. An owner that reports other
+    things about the connection calls `hand_on_runs` first, so that they come after the bytes
+    that came before them. Runs are gathered only when the owner sets `partner` (the other
+    direction's reassembler, or the reassembler itself for a stream without one).
     """
 
     __slots__ = (
@@ -173,8 +192,14 @@ class Reassembler:
         "on_data",
         "on_fin",
         "on_gap",
+        "partner",
         "pending_bytes",
         "pieces",
+        "run",
+        "run_bytes",
+        "run_frames",
+        "run_start",
+        "run_times",
         "seen_end",
         "starts",
         "stats",
@@ -212,10 +237,61 @@ class Reassembler:
         self.fast = True
         """Nothing buffered, no FIN, not ignored: an in-order segment is simply appended."""
         self._notes: list[Anomaly] = []
+        self.partner: Reassembler | None = None
+        """The other direction of the connection, whose run is handed on before anything of
+        this one; None: no runs, every segment is handed on at once."""
+        self.run: list[bytes] = []
+        """Payloads of the run being gathered (in-order segments not handed on yet)."""
+        self.run_frames: list[FrameRef] = []
+        self.run_times: list[float] = []
+        self.run_start = 0
+        """Stream offset of the run's first byte."""
+        self.run_bytes = 0
         self.on_data: Callable[[StreamData], None] = _ignore_data
         self.on_gap: Callable[[StreamGap], None] = _ignore_gap
         self.on_anomaly: Callable[[Anomaly], None] = _ignore_anomaly
         self.on_fin: Callable[[StreamEnd], None] = _ignore_fin
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def hand_on_run(self) -> None:
+        """Hand on the run gathered so far, if any."""
+        run = self.run
+        if not run:
+            return
+        frames = self.run_frames
+        times = self.run_times
+        start = self.run_start
+        self.run = []
+        self.run_frames = []
+        self.run_times = []
+        self.run_bytes = 0
+        if len(run) == 1:
+            item = new_stream_data(self.direction, start, run[0], frames[0], times[0])
+        else:
+            offsets = [start]
+            at = start
+            for payload in run[:-1]:
+                at += len(payload)
+                offsets.append(at)
+            item = new_stream_data(
+                self.direction,
+                start,
+                b"".join(run),
+                frames[0],
+                times[0],
+                FrameMarks(offsets, frames, times),
+            )
+        self._deliver_data(item)
+
+    def hand_on_runs(self) -> None:
+        """Hand on both directions' runs: call before reporting anything else about the
+        connection (only one direction gathers a run at a time)."""
+        if self.run:
+            self.hand_on_run()
+        partner = self.partner
+        if partner is not None and partner.run:
+            partner.hand_on_run()
 
     # -- positions -------------------------------------------------------------------------
 
@@ -244,28 +320,30 @@ class Reassembler:
     def push(self, seq: int, payload: bytes, payload_len: int, frame: FrameRef, ts: float) -> None:
         """One segment's payload; `payload` may be shorter than `payload_len` (snaplen)."""
         if self.fast and seq == self.next_seq and len(payload) == payload_len:
-            off = self.next
-            self.next = end = off + payload_len
+            partner = self.partner
+            if partner is None:
+                off = self.next
+                self.next = off + payload_len
+                self.next_seq = self.seen_end = (seq + payload_len) & SEQ_MASK
+                self.stats.bytes += payload_len
+                self._deliver_data(new_stream_data(self.direction, off, payload, frame, ts))
+                return
+            if partner.run and partner is not self:
+                partner.hand_on_run()
+            run = self.run
+            if not run:
+                self.run_start = self.next
+            run.append(payload)
+            self.run_frames.append(frame)
+            self.run_times.append(ts)
+            self.next += payload_len
             self.next_seq = self.seen_end = (seq + payload_len) & SEQ_MASK
-            item = _StreamDataLayout()  # new_stream_data(), inlined
-            item.direction = self.direction
-            item.offset = off
-            item.data = payload
-            item.frame = frame
-            item.ts = ts
-            item.__class__ = StreamData  # type: ignore[assignment]
-            data: StreamData = item  # type: ignore[assignment]
-            history = self.history
-            if len(history) == HISTORY_CHUNKS:
-                self.history_bytes -= len(history.popleft().data)
-            history.append(data)
-            kept = self.history_bytes + payload_len
-            while kept - len(history[0].data) >= HISTORY_BYTES:
-                kept -= len(history.popleft().data)
-            self.history_bytes = kept
-            self.stats.bytes += end - off
-            self.on_data(data)
+            self.stats.bytes += payload_len
+            self.run_bytes += payload_len
+            if self.run_bytes >= RUN_BYTES:
+                self.hand_on_run()
             return
+        self.hand_on_runs()
         if self.base is None:
             self.set_base(seq)
         start = self.offset(seq)
@@ -357,6 +435,7 @@ class Reassembler:
         """
         if self.base is None:
             return
+        self.hand_on_runs()
         target = self.offset(ack_seq)
         one_ahead = target == self.offset(self.seen_end) + 1 and self.fin is None
         if self.fin is not None:
@@ -378,6 +457,7 @@ class Reassembler:
         """
         if self.fin is not None:
             return
+        self.hand_on_runs()
         fin_off = end.offset
         self.fin = end
         self.fin_off = fin_off
@@ -408,6 +488,7 @@ class Reassembler:
     def flush(self, ts: float) -> None:
         """End of the stream's life: deliver everything buffered, declaring the holes between as
         gaps, then the FIN if one was seen (after a gap if bytes before it are missing)."""
+        self.hand_on_runs()
         if self.ignored:
             if self.fin is not None and self.next < self.fin_off:
                 self._move_to(self.fin_off)
@@ -420,7 +501,11 @@ class Reassembler:
         self._settle()
 
     def ignore(self) -> None:
-        """Stop keeping and delivering payload; keep counting and still release the FIN."""
+        """Stop keeping and delivering payload; keep counting and still release the FIN.
+
+        The runs gathered so far are handed on first: they arrived before the call."""
+        if not self.ignored:
+            self.hand_on_runs()
         self.ignored = True
         self.fast = False
         self.on_data = _ignore_data
@@ -430,6 +515,10 @@ class Reassembler:
 
     def release(self) -> None:
         """Drop every buffered and remembered byte (the positions stay known)."""
+        self.run = []
+        self.run_frames = []
+        self.run_times = []
+        self.run_bytes = 0
         self.starts.clear()
         self.pieces.clear()
         self.pending_bytes = 0
@@ -446,16 +535,19 @@ class Reassembler:
     def _deliver(self, off: int, data: bytes, frame: FrameRef, ts: float) -> None:
         n = len(data)
         self._move_to(off + n)
-        item = new_stream_data(self.direction, off, data, frame, ts)
+        self.stats.bytes += n
+        self._deliver_data(new_stream_data(self.direction, off, data, frame, ts))
+
+    def _deliver_data(self, item: StreamData) -> None:
+        """Remember `item` for comparing retransmissions with, and hand it on."""
         history = self.history
         if len(history) == HISTORY_CHUNKS:
             self.history_bytes -= len(history.popleft().data)
         history.append(item)
-        kept = self.history_bytes + n
+        kept = self.history_bytes + len(item.data)
         while kept - len(history[0].data) >= HISTORY_BYTES:
             kept -= len(history.popleft().data)
         self.history_bytes = kept
-        self.stats.bytes += n
         self.on_data(item)
 
     def _gap(self, off: int, length: int, frame: FrameRef | None, ts: float) -> None:
@@ -608,7 +700,22 @@ class Reassembler:
         """Compare bytes [start, start+len(data)) with what was delivered, newest first."""
         end = start + len(data)
         found: list[Anomaly] = []
-        for item in reversed(self.history):
+        for run in reversed(self.history):
+            if run.offset >= end:
+                continue
+            if run.offset + len(run.data) <= start:
+                break
+            found.extend(self._compare_run(run, start, end, data, frame, ts))
+        found.reverse()
+        self._notes.extend(found)
+
+    def _compare_run(
+        self, run: StreamData, start: int, end: int, data: bytes, frame: FrameRef, ts: float
+    ) -> list[Anomaly]:
+        """Compare bytes [start, end) with the delivered `run`, segment by segment, newest
+        first."""
+        found: list[Anomaly] = []
+        for item in reversed(list(run.pieces())):
             i_start = item.offset
             i_end = i_start + len(item.data)
             if i_end <= start:
@@ -627,8 +734,7 @@ class Reassembler:
             )
             if note is not None:
                 found.append(note)
-        found.reverse()
-        self._notes.extend(found)
+        return found
 
     def _compare(
         self,

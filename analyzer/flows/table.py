@@ -469,6 +469,8 @@ class FlowTable:
 
     def _add_slow(self, seg: Segment, half: _Half | None) -> None:
         flags = seg.flags
+        if half is not None:
+            half.hand_on_runs()
         if half is None:
             tombs = self._tombs
             tomb = tombs.get((seg.src, seg.sport, seg.dst, seg.dport)) if tombs else None
@@ -642,6 +644,7 @@ class FlowTable:
             half.on_gap = partial(sink.on_gap, info)
             half.on_anomaly = partial(sink.on_anomaly, info)
             half.on_fin = partial(self._fin_released, half)
+            half.partner = half.peer
             half.ready = half.stats.packets > 0
         sink.on_flow_start(info)
         if flow.guess is not None:
@@ -763,6 +766,7 @@ class FlowTable:
         info = self._ensure_started(flow)
         first = flow.first
         assert first is not None
+        first.hand_on_runs()
         first.sync_frame()
         first.peer.sync_frame()
         seen = [f for f in (first.stats.last_frame, first.peer.stats.last_frame) if f is not None]
@@ -878,4 +882,5 @@ class FlowTable:
         for half in pair:
             half.release()
             half.on_fin = _no_fin
+            half.partner = None
             del half.peer, half.flow

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from analyzer._common import FrameRef
+from analyzer._common import FrameMarks, FrameRef
 
 from .events import DataEnd, Event, MessageHeader, SmtpAnomaly
 from .limits import CRLF, END_OF_DATA, GAP_PROBE_MAX, HEADER_LINE_MAX, TEXT_LINE_MAX
@@ -174,7 +174,20 @@ class MessageScanner:
             held += len(self._probe.data)
         return held
 
+    @property
+    def in_body(self) -> bool:
+        """The header section is over and no gap is being looked past: `consume_body` applies."""
+        return self._headers_done and self._probe is None
+
     # -- consuming -------------------------------------------------------------------------
+
+    def consume_body(
+        self, data: bytes, pos: int, end: int, base: int, marks: FrameMarks, out: list[Event]
+    ) -> int:
+        """`consume` for body bytes (`in_body`) that several segments carried: `marks` says
+        which frame carried each byte."""
+        frame, ts = marks.locate(base + pos)
+        return self._body(data, pos, end, base, frame, ts, marks)
 
     def consume(
         self,
@@ -382,7 +395,14 @@ class MessageScanner:
     # -- body ------------------------------------------------------------------------------
 
     def _body(
-        self, data: bytes, s: int, end: int, base: int, frame: FrameRef | None, ts: float
+        self,
+        data: bytes,
+        s: int,
+        end: int,
+        base: int,
+        frame: FrameRef | None,
+        ts: float,
+        marks: FrameMarks | None = None,
     ) -> int:
         """Account body octets data[s:end] up to the end mark, if it is there; returns the
         position after what was consumed."""
@@ -412,13 +432,19 @@ class MessageScanner:
                     self._size += stop + 1
                     self._run = 0
                 elif stop:
-                    self._account(chunk[:stop], dot, base, frame, ts)
+                    self._account(chunk[:stop], dot, base, frame, ts, marks)
                 return s + mark_end
-        self._account(chunk, dot, base, frame, ts)
+        self._account(chunk, dot, base, frame, ts, marks)
         return end
 
     def _account(
-        self, chunk: bytes, dot: int, base: int, frame: FrameRef | None, ts: float
+        self,
+        chunk: bytes,
+        dot: int,
+        base: int,
+        frame: FrameRef | None,
+        ts: float,
+        marks: FrameMarks | None = None,
     ) -> None:
         """Count the body octets of `chunk` (stream offset `base`) without splitting them into
         lines in Python; `dot` is the position of the first "\n." in it, or -1."""
@@ -480,7 +506,7 @@ class MessageScanner:
                 self._last_cr = False
         self._tail = chunk[-4:] if n >= 4 else (tail + chunk)[-4:]
         if self._notes:
-            self._flush_notes(frame, ts)
+            self._flush_notes(frame, ts, marks)
 
     def _long_runs(self, data: bytes, first: int, last: int, base: int) -> None:
         """Count too-long lines among the whole lines between the LFs at `first` and `last`."""
@@ -523,12 +549,17 @@ class MessageScanner:
              count)
         )  # fmt: skip
 
-    def _flush_notes(self, frame: FrameRef | None, ts: float) -> None:
+    def _flush_notes(
+        self, frame: FrameRef | None, ts: float, marks: FrameMarks | None = None
+    ) -> None:
         """Report what was noted, in the order of where each became known in the stream, so
-        that the order does not depend on how the stream was cut into segments."""
+        that the order does not depend on how the stream was cut into segments; with `marks`,
+        each with the frame of the segment where it became known."""
         notes = sorted(self._notes, key=lambda note: note[0])
         self._notes.clear()
-        for _, kind, detail, offset, count in notes:
+        for known_at, kind, detail, offset, count in notes:
+            if marks is not None:
+                frame, ts = marks.locate(known_at)
             self._report(kind, detail, offset, frame, ts, count)
 
     # -- after a gap -----------------------------------------------------------------------

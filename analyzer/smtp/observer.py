@@ -19,7 +19,7 @@ import re
 from collections import deque
 from typing import Final
 
-from analyzer._common import Direction, FrameRef
+from analyzer._common import Direction, FrameMarks, FrameRef
 
 from .commands import (
     VERBS,
@@ -113,7 +113,9 @@ class SmtpObserver:
     """Guesses the SMTP state of one TCP connection from the bytes of both directions.
 
     Feed the two directions' bytes in capture order; every call returns the events that the
-    bytes completed. `offset` is the stream offset of `data[0]` in its direction.
+    bytes completed. `offset` is the stream offset of `data[0]` in its direction; bytes that
+    several segments carried come with `marks` saying where each segment begins, so that every
+    event names the frame that carried it.
     """
 
     def __init__(
@@ -170,8 +172,15 @@ class SmtpObserver:
         offset: int,
         ts: float,
         frame: FrameRef | None,
+        marks: FrameMarks | None = None,
     ) -> list[Event]:
-        """Bytes of one direction, in stream order; returns the events they completed."""
+        """Bytes of one direction, in stream order; returns the events they completed.
+
+        `frame` and `ts` are those of the segment that carried `data[0]`; with `marks`, of
+        each segment (then `frame` and `ts` are not used).
+        """
+        if marks is not None and len(marks.offsets) > 1:
+            return self._feed_run(direction, data, offset, marks)
         out: list[Event] = []
         self._out = out
         if not data:
@@ -226,6 +235,50 @@ class SmtpObserver:
             self._client_bytes(data, offset, frame, ts)
         else:
             self._server_bytes(data, offset, frame, ts)
+        return out
+
+    def _feed_run(
+        self, direction: Direction, data: bytes, offset: int, marks: FrameMarks
+    ) -> list[Event]:
+        """Bytes several segments carried: the body of a message in one go, since only its rare
+        events need a frame (found through `marks`); everything else segment by segment."""
+        out: list[Event] = []
+        offsets = marks.offsets
+        last = len(offsets) - 1
+        n = len(data)
+        client = direction == C2S
+        pos = i = 0
+        while pos < n:
+            message = self._message
+            if (
+                client
+                and message is not None
+                and message.in_body
+                and self._mode is ClientMode.MESSAGE
+                and self._message_started
+                and offset + pos == self._client.next_offset
+                and not self._client.closed
+            ):
+                self._out = out
+                pos = message.consume_body(data, pos, n, offset, marks, out)
+                side = self._client
+                side.next_offset = offset + pos
+                side.last_frame, side.last_ts = marks.locate(offset + pos - 1)
+                if message.outcome is not Outcome.RUNNING:
+                    self._message_outcome(message, offset, pos, side.last_frame, side.last_ts)
+                i = marks.index(offset + pos)
+                continue
+            stop = offsets[i + 1] - offset if i < last else n
+            out += self.feed(
+                direction,
+                data[pos:stop],
+                offset=offset + pos,
+                ts=marks.times[i],
+                frame=marks.frames[i],
+            )
+            pos = stop
+            i += 1
+        self._out = out
         return out
 
     def feed_gap(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from analyzer.capture.segment import ACK
 from analyzer.flows import FlowAnomaly, FlowTable, StreamData
+from analyzer.flows.reassembly import RUN_BYTES
 
 from .wire import C2S, MASK, S2C, Conversation, Recorder
 
@@ -253,3 +254,67 @@ def test_stream_offsets_beyond_the_wrap_are_counted_past_4_gib() -> None:
     assert last.offset == 180_000 + 4 * ((1 << 30) - 1)
     assert last.offset > 2**32
     assert sum(g.length for g in rec.gaps()) == 4 * ((1 << 30) - 1)
+
+
+def _data(rec: Recorder) -> list[StreamData]:
+    return [d for d in rec.of("data") if isinstance(d, StreamData)]
+
+
+def test_consecutive_segments_of_one_direction_come_as_one_run_with_each_segments_frame() -> None:
+    conv = Conversation()
+    handshake = conv.handshake()
+    parts = [conv.send(True, p) for p in (b"DATA\r\n", b"Subject: x\r\n\r\n", b"body\r\n.\r\n")]
+    rec = run([*handshake, *parts])
+    (whole,) = _data(rec)
+    assert whole.data == b"DATA\r\nSubject: x\r\n\r\nbody\r\n.\r\n"
+    assert [(p.offset, p.data, p.frame, p.ts) for p in whole.pieces()] == [
+        (0, parts[0].payload, parts[0].frame, parts[0].ts),
+        (6, parts[1].payload, parts[1].frame, parts[1].ts),
+        (20, parts[2].payload, parts[2].frame, parts[2].ts),
+    ]
+    assert whole.locate(len(b"DATA\r\nSubject")) == (parts[1].frame, parts[1].ts)
+
+
+def test_a_run_is_handed_on_before_anything_the_other_direction_sends() -> None:
+    conv = Conversation()
+    handshake = conv.handshake()
+    segments = [
+        conv.send(True, b"MAIL FROM:<a@b>\r\n"),
+        conv.send(True, b"RCPT TO:<c@d>\r\n"),
+        conv.send(False, b"250 ok\r\n"),
+        conv.send(False, b"250 ok\r\n"),
+        conv.send(True, b"QUIT\r\n"),
+        conv.fin(False),
+    ]
+    rec = run([*handshake, *segments])
+    delivered = [(e.direction, e.data) for e in _data(rec)]
+    assert delivered == [
+        (C2S, b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"),
+        (S2C, b"250 ok\r\n250 ok\r\n"),
+        (C2S, b"QUIT\r\n"),
+    ]
+    kinds = rec.kinds(0)
+    assert kinds.index("end") > max(i for i, k in enumerate(kinds) if k == "data")
+
+
+def test_a_run_never_holds_more_than_its_limit() -> None:
+    conv = Conversation()
+    handshake = conv.handshake()
+    body = [conv.send(True, bytes([65 + i % 26]) * 1000) for i in range(200)]
+    rec = run([*handshake, *body])
+    runs = _data(rec)
+    assert all(len(r.data) < RUN_BYTES + 1000 for r in runs)
+    assert len(runs) == -(-200_000 // RUN_BYTES)
+    assert rec.stream(0, C2S) == b"".join(s.payload for s in body)
+
+
+def test_a_differing_retransmission_of_bytes_in_a_run_names_the_segment_that_carried_them() -> None:
+    conv = Conversation()
+    handshake = conv.handshake()
+    ehlo = conv.send(True, b"EHLO a\r\n")
+    original = conv.send(True, b"STARTTLS\r\n")
+    masked = conv.segment(True, seq=original.seq, payload=b"XXXXXXXX\r\n")
+    rec = run([*handshake, ehlo, original, conv.send(True, b"QUIT\r\n"), masked])
+    (note,) = rec.anomalies(FlowAnomaly.RETRANSMISSION_MISMATCH)
+    assert note.frames == (original.frame, masked.frame)
+    assert rec.stream(0, C2S) == b"EHLO a\r\nSTARTTLS\r\nQUIT\r\n"

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from analyzer._common import Anomaly, Direction, FrameRef
+from analyzer._common import Anomaly, Direction, FrameMarks, FrameRef
 from analyzer.flows.events import (
     DirectionStats,
     EndKind,
@@ -63,7 +63,15 @@ def fin_at(offset: int) -> StreamEnd:
 
 
 def test_the_fast_stream_data_is_an_ordinary_equal_and_frozen_stream_data() -> None:
-    args = (Direction.SERVER_TO_CLIENT, 7, b"abc", FrameRef("c", 3, 1), 1.5)
+    frames = [FrameRef("c", 3, 1), FrameRef("c", 4, 1)]
+    args = (
+        Direction.SERVER_TO_CLIENT,
+        7,
+        b"abc",
+        frames[0],
+        1.5,
+        FrameMarks([7, 8], frames, [1.5, 1.6]),
+    )
     fast = new_stream_data(*args)
     slow = StreamData(*args)
     assert type(fast) is StreamData

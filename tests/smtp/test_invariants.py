@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer._common import Direction, FrameRef
+from analyzer._common import Direction, FrameMarks, FrameRef
 from analyzer.smtp import SmtpObserver
 from analyzer.smtp.events import DataEnd, Event
 
@@ -199,6 +199,61 @@ def test_small_limits_hold_whatever_the_input(steps: list[Step], draw: st.DataOb
     assert play(steps, cut_points(draw, steps), **limits) == play(steps, **limits)
 
 
+def play_segments(steps: list[Step], cuts: list[list[int]], *, as_runs: bool) -> list[Event]:
+    """Feed `steps`, each piece of a step's data as a segment with its own frame and time: one
+    by one, or (`as_runs`) all pieces of a step together as one run with their marks."""
+    observer = SmtpObserver()
+    offsets = {C: 0, S: 0}
+    events: list[Event] = []
+    for i, step in enumerate(steps):
+        if isinstance(step, Send):
+            points = [0, *cuts[i], len(step.data)]
+            base = offsets[step.direction]
+            starts = [base + p for p in points[:-1]]
+            frames = [FrameRef("r", 100 * i + j) for j in range(len(starts))]
+            times = [100.0 + i + j / 100 for j in range(len(starts))]
+            if as_runs:
+                events += observer.feed(
+                    step.direction,
+                    step.data,
+                    offset=base,
+                    ts=times[0],
+                    frame=frames[0],
+                    marks=FrameMarks(starts, frames, times),
+                )
+            else:
+                for j, (start, end) in enumerate(itertools.pairwise(points)):
+                    events += observer.feed(
+                        step.direction,
+                        step.data[start:end],
+                        offset=base + start,
+                        ts=times[j],
+                        frame=frames[j],
+                    )
+            offsets[step.direction] += len(step.data)
+        elif isinstance(step, Lose):
+            events += observer.feed_gap(
+                step.direction, offset=offsets[step.direction], length=step.length, ts=0.0,
+                frame=None,
+            )  # fmt: skip
+            offsets[step.direction] += step.length
+        else:
+            events += observer.feed_close(
+                step.direction, reset=step.reset, offset=offsets[step.direction], ts=0.0,
+                frame=None,
+            )  # fmt: skip
+    return events + observer.feed_eof(ts=1000.0)
+
+
+@SETTINGS
+@given(soups, st.data())
+def test_segments_handed_on_as_one_run_give_the_same_events_and_frames(
+    steps: list[Step], draw: st.DataObject
+) -> None:
+    cuts = cut_points(draw, steps)
+    assert play_segments(steps, cuts, as_runs=True) == play_segments(steps, cuts, as_runs=False)
+
+
 def reference(stream: bytes) -> tuple[bool, int, int, int]:
     """(complete, size, bare LF lines, long lines) of mail data, computed the slow, obvious way:
     split into lines, undo the doubled dots (RFC 5321 §4.5.2)."""
@@ -244,3 +299,18 @@ def test_message_statistics_match_a_line_by_line_reference(
     assert len(ends) == 1
     end = ends[0]
     assert (end.complete, end.size, end.bare_lf_lines, end.long_lines) == reference(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body_octets, st.data())
+def test_a_message_body_handed_on_as_one_run_is_seen_as_its_segments(
+    body: bytes, draw: st.DataObject
+) -> None:
+    steps: list[Step] = [
+        Send(S, b"220 mx\r\n"),
+        Send(C, b"DATA\r\n"),
+        Send(S, b"354 go\r\n"),
+        Send(C, b"Subject: x\r\n\r\n" + body + b"\r\n.\r\nQUIT\r\n" + body),
+    ]
+    cuts = cut_points(draw, steps)
+    assert play_segments(steps, cuts, as_runs=True) == play_segments(steps, cuts, as_runs=False)
