@@ -42,6 +42,10 @@ _NO_LF_WINDOW = re.compile(rb"[^\n]{%d}" % _WINDOW)
 _MARK_TAIL_LAST: Final = frozenset(b"\r\n.")
 """Last octets of the proper prefixes of the end mark ("\r", "\r\n", "\r\n.", "\r\n.\r")."""
 _BARE_LF = re.compile(rb"(?<!\r)\n")
+_UNPAIRED_LF = re.compile(rb"\n(?<!\r\n)")
+"""An LF without a CR before it in the same chunk. It matches what `_BARE_LF` does (and an LF at
+the chunk's first octet, whose CR may be in the previous chunk) but is found much faster: the
+search skips from LF to LF instead of testing every octet."""
 _COMMAND_AFTER_GAP = re.compile(
     rb"(?:MAIL\s+FROM:|RCPT\s+TO:|(?:RSET|QUIT|NOOP|DATA|STARTTLS)\r?\n|(?:EHLO|HELO|LHLO) "
     rb"|BDAT \d|AUTH |VRFY |EXPN )",
@@ -473,7 +477,11 @@ class MessageScanner:
             self._run += n
             self._last_cr = chunk[-1] == CR
         else:
-            bare = chunk.count(b"\n") - chunk.count(b"\r\n") - (first == 0 and tail[-1:] == b"\r")
+            bare = 0
+            if _UNPAIRED_LF.search(chunk, first) is not None:
+                bare = (
+                    chunk.count(b"\n") - chunk.count(b"\r\n") - (first == 0 and tail[-1:] == b"\r")
+                )
             if bare:
                 self._bare_lf += bare
                 self._note_bare_lf(chunk, base, bare)
