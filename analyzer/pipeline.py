@@ -13,9 +13,11 @@ happened; `analyzer.parallel` runs it in several processes and merges what they 
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -61,6 +63,26 @@ SNIFF_BYTES = 64
 """Bytes of each direction looked at before deciding that a flow on another port is not SMTP."""
 
 PathLike = str | os.PathLike[str]
+
+YOUNG_COLLECTION_THRESHOLD = 50_000
+"""Allocations between two collections of the youngest generation while a capture is read.
+
+Reading allocates and frees a few short-lived objects per packet. At the default threshold
+(700) the cyclic collector runs hundreds of times per gigabyte and traverses what happens to be
+alive each time, about a tenth of the reading time; this many lets most of those objects die
+of their reference counts first. Memory does not grow for it: closed flows break their own
+reference cycles, and the collector still runs."""
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the youngest generation's collections less often while a capture is read."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], YOUNG_COLLECTION_THRESHOLD), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 @dataclass(slots=True)
@@ -347,16 +369,17 @@ def read_shard(
     segments = capture.segments(
         shard=shard, skipped=skipped if shard is not None else None, take=table.take
     )
-    for segment in segments:
-        frame = segment.frame
-        cursor.position = where = (frame.file_no << FRAME_BITS) | frame.frame_no
-        add(segment)
+    with _fewer_collections():
+        for segment in segments:
+            frame = segment.frame
+            cursor.position = where = (frame.file_no << FRAME_BITS) | frame.frame_no
+            add(segment)
+            announce()
+            progress(where)
+        cursor.position = END_POSITION
+        table.finish()
         announce()
-        progress(where)
-    cursor.position = END_POSITION
-    table.finish()
-    announce()
-    progress(END_POSITION)
+        progress(END_POSITION)
 
 
 def check_captures(
@@ -389,7 +412,8 @@ def run_capture(
     """Read a capture (one file or a rotation set) and return every session, ordered by start."""
     capture = open_capture(list(paths), capture_id)
     stats = PipelineStats()
-    sessions = list(iter_sessions(capture, keep_streams=keep_streams, stats=stats))
+    with _fewer_collections():
+        sessions = list(iter_sessions(capture, keep_streams=keep_streams, stats=stats))
     sessions.sort(key=lambda s: (s.start_ts, s.flow.index))
     return CaptureRun(capture_id, capture.files, capture.stats, stats, sessions)
 

@@ -341,6 +341,7 @@ class SmtpObserver:
         self._eof = True
         self._flush_client(self._client.last_frame, ts, "the capture ended inside the message")
         self._flush_server(self._server.last_frame, ts)
+        self._walkers = {}  # they call back into this observer: a reference cycle
         return out
 
     def buffered(self, direction: Direction) -> int:
@@ -930,7 +931,9 @@ class SmtpObserver:
         ts: float,
     ) -> None:
         self.tls_bytes[direction] += end - pos
-        self._walkers[direction].feed(data, pos, end, base, frame, ts, self._out)
+        walker = self._walkers.get(direction)
+        if walker is not None:  # None only after feed_eof
+            walker.feed(data, pos, end, base, frame, ts, self._out)
 
     # -- gaps and ends --------------------------------------------------------------------
 
@@ -942,7 +945,9 @@ class SmtpObserver:
         self._out.append(Gap(direction, offset, length, frame, ts))
         side.next_offset = offset + max(0, length)
         if self.in_tls:
-            self._walkers[direction].gap()
+            walker = self._walkers.get(direction)
+            if walker is not None:
+                walker.gap()
             return
         if not client:
             side.reader.drop()
