@@ -122,6 +122,7 @@ class MessageScanner:
         "_max_header_block",
         "_notes",
         "_nul_seen",
+        "_plain_limit",
         "_prev_crlf",
         "_probe",
         "_reader",
@@ -143,6 +144,8 @@ class MessageScanner:
         self._report = report
         self._max_header_block = max_header_block
         self._reader = LineReader(max_line)
+        self._plain_limit = min(HEADER_LINE_MAX, max(1, max_line))
+        """Longest header line `_plain_header_lines` takes: kept whole, not too long."""
         self._headers_done = False
         self._field: _Field | None = None
         self._header_block = bytearray()
@@ -214,6 +217,10 @@ class MessageScanner:
         if not self._headers_done:
             reader = self._reader
             while pos < end:
+                if not reader.pending:
+                    pos = self._plain_header_lines(data, pos, end, base, frame, ts, out)
+                    if pos >= end:
+                        break
                 line, pos = reader.take(data, pos, end, base, frame, ts)
                 if line is None:
                     if self._field is not None:
@@ -379,6 +386,64 @@ class MessageScanner:
             self._end_headers(out)
             self._tail = term
         return False
+
+    def _plain_header_lines(
+        self,
+        data: bytes,
+        pos: int,
+        end: int,
+        base: int,
+        frame: FrameRef | None,
+        ts: float,
+        out: list[Event],
+    ) -> int:
+        """Account the complete header lines at `data[pos:end]` that need none of
+        `_header_line`'s care -- CRLF-terminated, not empty, no leading dot, no NUL, short,
+        a new field or a continuation of one -- exactly as `_header_line` would, without making
+        `Line`s; returns where the first other line (or the partial one) begins."""
+        limit = self._plain_limit
+        block = self._header_block
+        room = self._max_header_block - len(block)
+        field_name = _FIELD_NAME.match
+        check_nul = not self._nul_seen
+        while True:
+            nl = data.find(b"\n", pos, end)
+            length = nl - 1 - pos
+            if length <= 0 or length > limit or data[nl - 1] != CR:
+                return pos
+            first = data[pos]
+            if first == DOT and self._stuffed:
+                return pos
+            text = data[pos : nl - 1]
+            if check_nul and b"\x00" in text:
+                return pos
+            room -= length + 2
+            if room < 0:
+                return pos
+            current = self._field
+            if first in _FOLDING_WHITE_SPACE:
+                if current is None:
+                    return pos
+                current.raw += text
+                current.raw += CRLF
+                current.last_frame = frame
+                if length > current.longest:
+                    current.longest = length
+            else:
+                if current is not None:
+                    out.append(current.freeze())
+                    self._field = None
+                name = field_name(text)
+                if name is None:
+                    return pos
+                self._field = current = _Field(name[1], base + pos, frame, ts, frame, length)
+                current.raw += text
+                current.raw += CRLF
+            self._prev_crlf = True
+            self._size += length + 2
+            block += text
+            block += CRLF
+            pos = nl + 1
 
     def _hand_on_field_if_over(self, out: list[Event]) -> None:
         """The next line has begun: unless it begins with white space (a continuation), the
