@@ -32,8 +32,8 @@ from analyzer.capture.records import FileTally
 from analyzer.capture.segment import CaptureAnomaly, Segment
 from analyzer.capture.source import ChunkReader
 
-ETHERTYPE_IPV4_BYTES = b"\x08\x00"
-"""EtherType 0x0800 (RFC 894) as it sits at offset 12 of an Ethernet II header."""
+ETHERTYPE_IPV4 = 0x0800
+"""EtherType of IPv4 (RFC 894), the last field of an Ethernet II header."""
 IPV4_PLAIN_VIHL = 0x45
 """Version 4, header length 5 words: an IPv4 header without options."""
 FAST_MIN_FRAME = ETH_HEADER_LEN + IPV4_MIN_HEADER_LEN + TCP_MIN_HEADER_LEN
@@ -42,9 +42,10 @@ KEY_END = IPV4_ADDRS_OFFSET + 12
 """Without IP options the addresses (8 bytes) and the ports (4 bytes) are adjacent: the raw key
 is the slice [IPV4_ADDRS_OFFSET, KEY_END) of the IPv4 header."""
 
-_IPV4_TCP = struct.Struct("!BxHHHBBxxIIHHIIBBH").unpack_from
-"""IPv4 header without options (vihl, total length, id, flags/fragment, TTL, protocol, the two
-addresses), then the TCP header (ports, seq, ack, data offset, flags, window)."""
+_ETHER_IPV4_TCP = struct.Struct("!HBxHHHBBxxIIHHIIBB").unpack_from
+"""The Ethernet II EtherType, an IPv4 header without options (vihl, total length, id,
+flags/fragment, TTL, protocol, the two addresses), then the TCP header up to its flags (ports,
+seq, ack, data offset, flags)."""
 _MASK32 = 0xFFFFFFFF
 
 
@@ -82,8 +83,7 @@ def read_segments(
     skipped = decoder.skipped
     shard_count = shard.count if shard is not None else 1
     shard_mine = shard.index if shard is not None else 0
-    ipv4_tcp = _IPV4_TCP
-    eth_ipv4 = ETHERTYPE_IPV4_BYTES
+    ether_ipv4_tcp = _ETHER_IPV4_TCP
     taken = 0
     due = decoder.skip_due
     """Skipped segments before this timestamp need not be reported (see `Skipped`)."""
@@ -149,8 +149,9 @@ def read_segments(
                 end = start + max(0, min(caplen, origlen - fcs))
             # ---- inline: Ethernet II, IPv4 without options, not a fragment, TCP ----
             p = start + ETH_HEADER_LEN
-            if end - start >= FAST_MIN_FRAME and buf[p - 2 : p] == eth_ipv4:
+            if end - start >= FAST_MIN_FRAME:
                 (
+                    ethertype,
                     vihl,
                     total,
                     ip_id,
@@ -165,12 +166,12 @@ def read_segments(
                     ack,
                     doff_byte,
                     flags,
-                    _window,
-                ) = ipv4_tcp(buf, p)
+                ) = ether_ipv4_tcp(buf, p - 2)
                 ip_end = p + total
                 pstart = p + IPV4_MIN_HEADER_LEN + ((doff_byte >> 4) << 2)
                 if (
-                    vihl == IPV4_PLAIN_VIHL
+                    ethertype == ETHERTYPE_IPV4
+                    and vihl == IPV4_PLAIN_VIHL
                     and proto == IPPROTO_TCP
                     and not frag & IPV4_FRAGMENT_BITS
                     and doff_byte >= 0x50
