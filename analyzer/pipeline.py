@@ -64,7 +64,7 @@ SNIFF_BYTES = 64
 
 PathLike = str | os.PathLike[str]
 
-YOUNG_COLLECTION_THRESHOLD = 50_000
+YOUNG_COLLECTION_THRESHOLD = 200_000
 """Allocations between two collections of the youngest generation while a capture is read.
 
 Reading allocates and frees a few short-lived objects per packet. At the default threshold
