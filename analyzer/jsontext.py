@@ -104,6 +104,17 @@ def _write(value: object, parts: list[str], level: int) -> None:
         if level >= MAX_DEPTH:
             raise _NotPlainJson
         deeper = level + 1
+        if type(value[0]) is str:
+            # A list of strings (addresses, keywords): joined in C. Any item that is not a
+            # string makes the C encoder raise TypeError; string subclasses are written as
+            # `json` writes them, as their string value.
+            try:
+                body = _SEPARATORS[deeper].join(map(encode_basestring_ascii, value))
+            except TypeError:
+                pass
+            else:
+                parts.append(f"[{_NEWLINES[deeper]}{body}{_NEWLINES[level]}]")
+                return
         parts.append("[")
         separator = _NEWLINES[deeper]
         scalars = _SCALARS

@@ -33,9 +33,10 @@ from analyzer.smtp.events import (
     StreamClosed,
     TlsClientHello,
     TlsStarted,
+    same_slot_layout,
 )
 
-from .message import decode_text, header_field, summarize
+from .message import NO_SUMMARY, decode_text, header_field, summarize
 from .model import EndReason, HeaderField, Line, MailTransaction, SmtpSession, StartTls
 
 MAX_LINES_KEPT = 10_000
@@ -44,6 +45,9 @@ MAX_ANOMALIES_KEPT = 200
 """Anomalies kept per session (further ones are only counted)."""
 MAX_TRANSACTIONS_KEPT = 1_000
 MAX_HEADERS_KEPT = 200
+
+_CLIENT_TO_SERVER = Direction.CLIENT_TO_SERVER
+_SERVER_TO_CLIENT = Direction.SERVER_TO_CLIENT
 
 
 @dataclass(slots=True)
@@ -70,49 +74,107 @@ class _Txn:
     mail_accepted: bool = False
 
     def freeze(self) -> MailTransaction:
-        summary = summarize(self.headers) if self.headers else None
-        return MailTransaction(
-            index=self.index,
-            mail_from=self.mail_from,
-            mail_params=self.mail_params,
-            rcpt_to=tuple(self.rcpt_to),
-            accepted_rcpt_to=tuple(self.accepted),
-            start_ts=self.start_ts,
-            frame=self.frame,
-            data_started=self.data_started,
-            complete=self.complete,
-            size=self.size,
-            reply_code=self.reply_code,
-            reply_text=self.reply_text,
-            headers=tuple(self.headers),
-            subject=summary.subject if summary else None,
-            header_from=summary.header_from if summary else None,
-            header_to=summary.header_to if summary else None,
-            message_id=summary.message_id if summary else None,
-            date=summary.date if summary else None,
-            data_offset=self.data_offset,
-            end_ts=self.end_ts,
-        )
+        """The finished `MailTransaction`, filled as a `_MailTransactionLayout`."""
+        summary = summarize(self.headers) if self.headers else NO_SUMMARY
+        txn = _MailTransactionLayout()
+        txn.index = self.index
+        txn.mail_from = self.mail_from
+        txn.mail_params = self.mail_params
+        txn.rcpt_to = tuple(self.rcpt_to)
+        txn.accepted_rcpt_to = tuple(self.accepted)
+        txn.start_ts = self.start_ts
+        txn.frame = self.frame
+        txn.data_started = self.data_started
+        txn.complete = self.complete
+        txn.size = self.size
+        txn.reply_code = self.reply_code
+        txn.reply_text = self.reply_text
+        txn.headers = tuple(self.headers)
+        txn.subject = summary.subject
+        txn.header_from = summary.header_from
+        txn.header_to = summary.header_to
+        txn.message_id = summary.message_id
+        txn.date = summary.date
+        txn.data_offset = self.data_offset
+        txn.end_ts = self.end_ts
+        txn.__class__ = MailTransaction  # type: ignore[assignment]
+        made: MailTransaction = txn  # type: ignore[assignment]
+        return made
+
+
+class _MailTransactionLayout:
+    """`MailTransaction`'s slots without the frozen `__setattr__`: filled with plain stores, then
+    made a `MailTransaction` by `__class__` assignment (see `events.same_slot_layout`). One is
+    made per transaction, and the dataclass's `__init__` would pay 20 `object.__setattr__`."""
+
+    __slots__ = (
+        "accepted_rcpt_to",
+        "complete",
+        "data_offset",
+        "data_started",
+        "date",
+        "end_ts",
+        "frame",
+        "header_from",
+        "header_to",
+        "headers",
+        "index",
+        "mail_from",
+        "mail_params",
+        "message_id",
+        "rcpt_to",
+        "reply_code",
+        "reply_text",
+        "size",
+        "start_ts",
+        "subject",
+    )
+    index: int
+    mail_from: str | None
+    mail_params: tuple[tuple[str, str | None], ...]
+    rcpt_to: tuple[str, ...]
+    accepted_rcpt_to: tuple[str, ...]
+    start_ts: float
+    frame: FrameRef | None
+    data_started: bool
+    complete: bool
+    size: int | None
+    reply_code: int | None
+    reply_text: str | None
+    headers: tuple[HeaderField, ...]
+    subject: str | None
+    header_from: str | None
+    header_to: str | None
+    message_id: str | None
+    date: str | None
+    data_offset: int | None
+    end_ts: float | None
+
+
+if not same_slot_layout(MailTransaction, _MailTransactionLayout):  # pragma: no cover
+    raise TypeError("MailTransaction's fields changed: update _MailTransactionLayout and freeze")
 
 
 def _reply_text(reply: Reply) -> str:
-    return "\n".join([decode_text(line) for line in reply.lines])
+    """A reply's lines, decoded, one per line of text.
+
+    The lines are decoded in one piece: UTF-8 decoding with `surrogateescape` maps each byte
+    that is not part of a valid sequence on its own, and no sequence can span the inserted
+    ASCII, so this is the same text as decoding line by line."""
+    return decode_text(b"\n".join(reply.lines))
 
 
 def _transcript_text(reply: Reply) -> str:
     """A reply's lines as a transcript shows them: `NNN-text` ... `NNN text` (a malformed
-    reply, code 0, as sent).
-
-    The lines are decoded in one piece: UTF-8 decoding with `surrogateescape` maps each byte
-    that is not part of a valid sequence on its own, and no sequence can span the inserted
-    ASCII, so this is the same text as decoding line by line (the lines hold no LF)."""
+    reply, code 0, as sent). Decoded in one piece, as in `_reply_text`."""
     lines = reply.lines
+    if len(lines) == 1:  # the common case
+        text = lines[0].decode("utf-8", "surrogateescape")
+        return f"{reply.code:03d} {text}" if reply.code else text
     text = decode_text(b"\n".join(lines))
     if not reply.code or not lines:
         return text
     code = f"{reply.code:03d}"
-    if len(lines) == 1:
-        return f"{code} {text}"
     more = code + "-"
     text = more + text.replace("\n", "\n" + more)
     last = text.rfind("\n" + more) + 1
@@ -206,13 +268,16 @@ class SessionBuilder:
     # -- feeding -------------------------------------------------------------------------
 
     def add(self, events: list[Event]) -> None:
+        if not events:
+            return
         handlers = _HANDLERS
+        last_ts = self._last_ts
         for event in events:
-            ts = event.ts
-            if ts > self._last_ts:
-                self._last_ts = ts
+            if event.ts > last_ts:
+                last_ts = event.ts
             handlers[type(event)](self, event)
-            self._last_event_gap = type(event) is Gap
+        self._last_ts = last_ts  # no handler reads it
+        self._last_event_gap = type(events[-1]) is Gap
 
     def add_anomaly(self, anomaly: Anomaly) -> None:
         if len(self._anomalies) < MAX_ANOMALIES_KEPT:
@@ -229,8 +294,9 @@ class SessionBuilder:
             self._txn.data_offset = event.offset
 
     def _on_header(self, event: MessageHeader) -> None:
-        if self._txn is not None and len(self._txn.headers) < MAX_HEADERS_KEPT:
-            self._txn.headers.append(header_field(event))
+        txn = self._txn
+        if txn is not None and len(txn.headers) < MAX_HEADERS_KEPT:
+            txn.headers.append(header_field(event))
 
     def _on_bdat_chunk(self, event: BdatChunk) -> None:
         if self._txn is not None:
@@ -267,8 +333,8 @@ class SessionBuilder:
             self._command_line_index[id(cmd)] = len(lines)
             lines.append(
                 _new_line(
-                    Direction.CLIENT_TO_SERVER,
-                    decode_text(cmd.raw),
+                    _CLIENT_TO_SERVER,
+                    cmd.raw.decode("utf-8", "surrogateescape"),  # decode_text, inlined
                     cmd.offset,
                     cmd.frame,
                     cmd.ts,
@@ -323,7 +389,7 @@ class SessionBuilder:
         if len(self._lines) < MAX_LINES_KEPT:
             self._lines.append(
                 _new_line(
-                    Direction.SERVER_TO_CLIENT,
+                    _SERVER_TO_CLIENT,
                     _transcript_text(reply),
                     reply.offset,
                     reply.frame,
@@ -442,35 +508,93 @@ class SessionBuilder:
     ) -> SmtpSession:
         self._close_txn()
         ehlo = self._ehlo_reply
-        keywords = self._ehlo_keywords()
         banner = self._banner
-        anomalies = list(self._anomalies)
-        end_ts = max(self._last_ts, stats.end_ts or self._last_ts)
-        return SmtpSession(
-            id=session_id,
-            capture_id=self.flow.capture_id,
-            flow=self.flow,
-            start_ts=self.flow.start_ts,
-            end_ts=end_ts,
-            banner=_reply_text(banner) if banner else None,
-            banner_code=banner.code if banner else None,
-            banner_frame=banner.frame if banner else None,
-            helo_verb=self._helo.verb if self._helo else None,
-            helo=decode_text(self._helo.args).strip() if self._helo else None,
-            ehlo_keywords=keywords,
-            ehlo_lines=tuple(decode_text(line) for line in ehlo.lines[1:]) if ehlo else (),
-            starttls=self._starttls(),
-            transactions=tuple(self._txns),
-            end_reason=self._end_reason(),
-            lines=tuple(self._lines),
-            anomalies=tuple(anomalies),
-            stats=stats,
-            ends=tuple(self._ends),
-            auth_mechanism=self._auth_mechanism,
-            tls_bytes=tls_bytes,
-            gaps=self._gaps,
-            streams=streams,
-        )
+        helo = self._helo
+        # Filled as a `_SmtpSessionLayout`, like `MailTransaction` in `_Txn.freeze`.
+        session = _SmtpSessionLayout()
+        session.id = session_id
+        session.capture_id = self.flow.capture_id
+        session.flow = self.flow
+        session.start_ts = self.flow.start_ts
+        session.end_ts = max(self._last_ts, stats.end_ts or self._last_ts)
+        session.banner = _reply_text(banner) if banner else None
+        session.banner_code = banner.code if banner else None
+        session.banner_frame = banner.frame if banner else None
+        session.helo_verb = helo.verb if helo else None
+        session.helo = decode_text(helo.args).strip() if helo else None
+        session.ehlo_keywords = self._ehlo_keywords()
+        session.ehlo_lines = tuple([decode_text(line) for line in ehlo.lines[1:]]) if ehlo else ()
+        session.starttls = self._starttls()
+        session.transactions = tuple(self._txns)
+        session.end_reason = self._end_reason()
+        session.lines = tuple(self._lines)
+        session.anomalies = tuple(self._anomalies)
+        session.stats = stats
+        session.ends = tuple(self._ends)
+        session.auth_mechanism = self._auth_mechanism
+        session.tls_bytes = tls_bytes
+        session.gaps = self._gaps
+        session.streams = streams
+        session.__class__ = SmtpSession  # type: ignore[assignment]
+        made: SmtpSession = session  # type: ignore[assignment]
+        return made
+
+
+class _SmtpSessionLayout:
+    """`SmtpSession`'s slots without the frozen `__setattr__` (see `_MailTransactionLayout`)."""
+
+    __slots__ = (
+        "anomalies",
+        "auth_mechanism",
+        "banner",
+        "banner_code",
+        "banner_frame",
+        "capture_id",
+        "ehlo_keywords",
+        "ehlo_lines",
+        "end_reason",
+        "end_ts",
+        "ends",
+        "flow",
+        "gaps",
+        "helo",
+        "helo_verb",
+        "id",
+        "lines",
+        "start_ts",
+        "starttls",
+        "stats",
+        "streams",
+        "tls_bytes",
+        "transactions",
+    )
+    id: str
+    capture_id: str
+    flow: FlowInfo
+    start_ts: float
+    end_ts: float
+    banner: str | None
+    banner_code: int | None
+    banner_frame: FrameRef | None
+    helo_verb: str | None
+    helo: str | None
+    ehlo_keywords: tuple[str, ...]
+    ehlo_lines: tuple[str, ...]
+    starttls: StartTls
+    transactions: tuple[MailTransaction, ...]
+    end_reason: EndReason
+    lines: tuple[Line, ...]
+    anomalies: tuple[Anomaly, ...]
+    stats: FlowStats
+    ends: tuple[StreamEnd, ...]
+    auth_mechanism: str | None
+    tls_bytes: tuple[int, int]
+    gaps: int
+    streams: StreamPair | None
+
+
+if not same_slot_layout(SmtpSession, _SmtpSessionLayout):  # pragma: no cover
+    raise TypeError("SmtpSession's fields changed: update _SmtpSessionLayout and build")
 
 
 _HANDLERS: dict[type, Callable[[SessionBuilder, Any], None]] = {

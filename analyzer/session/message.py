@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import email.header
 import re
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from analyzer.smtp.events import MessageHeader
+from analyzer._common import FrameRef
+from analyzer.smtp.events import MessageHeader, same_slot_layout
 
 from .model import HeaderField
 
@@ -39,6 +40,18 @@ def decode_text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
+def unfold(text: str) -> str:
+    """`FOLD.sub("", text)`, without the regex when every line ends in CRLF.
+
+    Then each match of FOLD is a CRLF followed by SP or HT, and removing those before SP first
+    cannot make or break one before HT (no match overlaps the junctions it makes). The regex,
+    which must try `\\r?\\n` at every position, costs five times as much on a DKIM signature.
+    """
+    if text.count("\n") == text.count("\r\n"):
+        return text.replace("\r\n ", " ").replace("\r\n\t", "\t")
+    return FOLD.sub("", text)
+
+
 def _display(value: str | None) -> str | None:
     """Decode RFC 2047 encoded words; fall back to the value as sent."""
     if value is None or ENCODED_WORD not in value:
@@ -49,11 +62,14 @@ def _display(value: str | None) -> str | None:
         return value
 
 
-def summarize(headers: Iterable[HeaderField]) -> MessageSummary:
+NO_SUMMARY = MessageSummary(None, None, None, None, None)
+"""The summary of a message without header fields."""
+
+
+def summarize(headers: Sequence[HeaderField]) -> MessageSummary:
     """Subject, From, To, Message-ID and Date (the first of each) of one message."""
-    first: dict[str, str] = {}
-    for header in headers:
-        first.setdefault(header.name.lower(), header.value)
+    # Filled from the last field to the first, so that the first of each name stays.
+    first = {header.name.lower(): header.value for header in reversed(headers)}
     return MessageSummary(
         subject=_display(first.get("subject")),
         header_from=_display(first.get("from")),
@@ -63,17 +79,43 @@ def summarize(headers: Iterable[HeaderField]) -> MessageSummary:
     )
 
 
+class _HeaderFieldLayout:
+    """`HeaderField`'s slots without the frozen `__setattr__` (see `events.same_slot_layout`)."""
+
+    __slots__ = ("complete", "frame", "last_frame", "longest_line", "name", "offset", "ts", "value")
+    name: str
+    value: str
+    offset: int
+    longest_line: int
+    frame: FrameRef | None
+    last_frame: FrameRef | None
+    ts: float
+    complete: bool
+
+
+if not same_slot_layout(HeaderField, _HeaderFieldLayout):  # pragma: no cover
+    raise TypeError("HeaderField's fields changed: update _HeaderFieldLayout and header_field")
+
+
 def header_field(event: MessageHeader) -> HeaderField:
-    """A header event from the observer as a decoded field with its position on the wire."""
+    """A header event from the observer as a decoded field with its position on the wire.
+
+    Made once per header field of every message, so the `HeaderField` is filled as a plain
+    slotted object and then given its class (a frozen dataclass would pay one
+    `object.__setattr__` per field), and only folded fields are unfolded."""
     raw = event.raw
-    _, _, value = raw.partition(b":")
-    return HeaderField(
-        name=decode_text(event.name),
-        value=FOLD.sub("", decode_text(value)).strip(),
-        offset=event.offset,
-        longest_line=event.longest_line,
-        frame=event.frame,
-        last_frame=event.last_frame,
-        ts=event.ts,
-        complete=raw.endswith(b"\n"),
-    )
+    text = raw.partition(b":")[2].decode("utf-8", "surrogateescape")
+    if "\n " in text or "\n\t" in text:
+        text = unfold(text)
+    item = _HeaderFieldLayout()
+    item.name = event.name.decode("utf-8", "surrogateescape")
+    item.value = text.strip()
+    item.offset = event.offset
+    item.longest_line = event.longest_line
+    item.frame = event.frame
+    item.last_frame = event.last_frame
+    item.ts = event.ts
+    item.complete = raw.endswith(b"\n")
+    item.__class__ = HeaderField  # type: ignore[assignment]
+    made: HeaderField = item  # type: ignore[assignment]
+    return made

@@ -132,9 +132,12 @@ def parse_path(args: bytes) -> tuple[bytes, dict[str, str | None]]:
     the colon, the angle brackets may be missing. `<>` (the null path) gives b''. Parameter
     names are upper-cased; a parameter without `=` has the value None (RFC 5321 §4.1.2).
     """
-    keyword = _PATH_KEYWORD.match(args)
-    rest = args[keyword.end() :] if keyword else args.lstrip()
-    end = _closing_bracket(rest) if rest.startswith(b"<") else len(rest)
+    if args[:1] == b"<":
+        rest = args  # the common case, as the session builder calls it: no keyword, no space
+    else:
+        keyword = _PATH_KEYWORD.match(args)
+        rest = args[keyword.end() :] if keyword else args.lstrip()
+    end = _closing_bracket(rest) if rest[:1] == b"<" else len(rest)
     if end < len(rest):
         path = rest[1:end]
         rest = rest[end + 1 :]
@@ -142,6 +145,8 @@ def parse_path(args: bytes) -> tuple[bytes, dict[str, str | None]]:
         token, _, rest = rest.partition(b" ")
         path = token.lstrip(b"<").rstrip(b">")
     params: dict[str, str | None] = {}
+    if not rest:
+        return path, params
     for word in rest.split():
         name, eq, value = word.partition(b"=")
         params[name.decode("ascii", "surrogateescape").upper()] = (
@@ -153,6 +158,13 @@ def parse_path(args: bytes) -> tuple[bytes, dict[str, str | None]]:
 def _closing_bracket(text: bytes) -> int:
     """Index of the `>` that closes the path opened by text[0], skipping quoted parts
     (`<"a>b"@c>`); len(text) when it is never closed."""
+    end = text.find(b">", 1)
+    if end < 0:
+        return len(text)
+    if text.find(b'"', 1, end) < 0:
+        # No quote before the first `>`, the common case: it closes the path (a backslash only
+        # escapes inside quotes).
+        return end
     quoted = False
     escaped = False
     for i in range(1, len(text)):

@@ -19,7 +19,7 @@ from typing import Final
 
 from analyzer._common import FrameMarks, FrameRef
 
-from .events import DataEnd, Event, MessageHeader, SmtpAnomaly
+from .events import DataEnd, Event, MessageHeader, SmtpAnomaly, new_message_header
 from .limits import CRLF, END_OF_DATA, GAP_PROBE_MAX, HEADER_LINE_MAX, TEXT_LINE_MAX
 from .lines import CR, LF, Line, LineReader
 
@@ -89,7 +89,7 @@ class _Field:
         self.longest = max(self.longest, length)
 
     def freeze(self) -> MessageHeader:
-        return MessageHeader(
+        return new_message_header(
             self.name,
             bytes(self.raw),
             self.offset,

@@ -40,6 +40,8 @@ from .events import (
     SmtpAnomaly,
     StreamClosed,
     TlsStarted,
+    new_command,
+    new_reply,
 )
 from .limits import (
     ANOMALY_REPORT_LIMIT,
@@ -528,7 +530,9 @@ class SmtpObserver:
         raw = content
         if verb == "AUTH":
             raw, args = redact_auth(content)
-        command = Command(verb, args, raw, line.terminator, line.offset, line.frame, line.ts, known)
+        command = new_command(
+            verb, args, raw, line.terminator, line.offset, line.frame, line.ts, known
+        )
         out = self._out
         out.append(command)
         self._line_anomalies(
@@ -883,7 +887,7 @@ class SmtpObserver:
     def _emit_reply(
         self, assembled: AssembledReply, command: Command | None, *, greeting: bool = False
     ) -> Reply:
-        reply = Reply(
+        reply = new_reply(
             assembled.code,
             assembled.lines,
             assembled.raw,

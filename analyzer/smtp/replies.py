@@ -120,23 +120,31 @@ class ReplyAssembler:
 
     def add(self, line: Line) -> tuple[AssembledReply | None, Oddity | None]:
         """Take one line; returns the reply it completes (if any) and what was odd about it."""
-        parsed = parse_reply_line(line.content)
-        if self._partial is None and parsed.code is not None and not parsed.more:
-            # A one-line reply, the common case: no assembly needed.
-            return (
-                AssembledReply(
-                    parsed.code,
-                    (parsed.text,),
-                    line.content + line.terminator,
-                    line.offset,
-                    line.frame,
-                    line.last_frame,
-                    line.ts,
-                    line.end_ts,
-                    0,
-                ),
-                None,
-            )
+        content = line.content
+        if self._partial is None:
+            # A one-line reply, the common case: no assembly needed. The test is
+            # `parse_reply_line`'s, spelled out (`bytes.isdigit` is true for ASCII digits only).
+            head = content[:REPLY_CODE_LEN]
+            if (
+                head.isdigit()
+                and len(head) == REPLY_CODE_LEN
+                and (len(content) == REPLY_CODE_LEN or content[REPLY_CODE_LEN] == LAST_LINE_MARK)
+            ):
+                return (
+                    AssembledReply(
+                        int(head),
+                        (content[REPLY_CODE_LEN + 1 :],),
+                        content + line.terminator,
+                        line.offset,
+                        line.frame,
+                        line.last_frame,
+                        line.ts,
+                        line.end_ts,
+                        0,
+                    ),
+                    None,
+                )
+        parsed = parse_reply_line(content)
         partial = self._partial
         oddity: Oddity | None = None
         if partial is None:
@@ -183,13 +191,28 @@ class EhloKeyword:
     """The line's text as sent, after `250-`/`250 `."""
 
 
-def parse_ehlo_keywords(reply: Reply) -> tuple[EhloKeyword, ...]:
-    """The keywords of an EHLO reply; the first line (the server's name) is not one.
+class _Extensions(NamedTuple):
+    """What one EHLO reply advertises, parsed once."""
 
-    The legacy form `AUTH=LOGIN PLAIN` gives the keyword AUTH with params ('LOGIN', 'PLAIN').
-    """
+    keywords: tuple[EhloKeyword, ...]
+    names: frozenset[str]
+    """The keywords' names, for `advertises`."""
+
+
+EHLO_CACHE_ENTRIES: Final = 128
+"""EHLO replies whose keywords are remembered. A server says the same thing to every client,
+so a capture holds few distinct replies; the cache is emptied when it fills up."""
+EHLO_CACHE_MAX_BYTES: Final = 4096
+"""Longer replies are parsed every time rather than remembered."""
+
+_extensions_seen: dict[tuple[bytes, ...], _Extensions] = {}
+"""Parsed keywords by the reply's lines after the first (the first names the server and often
+the client, so it differs between sessions; it holds no keyword). Values are immutable."""
+
+
+def _parse_extensions(lines: tuple[bytes, ...]) -> _Extensions:
     keywords: list[EhloKeyword] = []
-    for text in reply.lines[1:]:
+    for text in lines:
         words = text.split()
         if not words:
             continue
@@ -198,16 +221,38 @@ def parse_ehlo_keywords(reply: Reply) -> tuple[EhloKeyword, ...]:
         keywords.append(
             EhloKeyword(
                 name.decode("utf-8", "surrogateescape").upper(),
-                tuple(p.decode("utf-8", "surrogateescape") for p in params),
+                tuple([p.decode("utf-8", "surrogateescape") for p in params]),
                 text,
             )
         )
-    return tuple(keywords)
+    return _Extensions(tuple(keywords), frozenset([kw.name for kw in keywords]))
+
+
+def _extensions(reply: Reply) -> _Extensions:
+    """The reply's keywords, from the cache when the same lines were parsed before."""
+    lines = reply.lines[1:]
+    known = _extensions_seen.get(lines)
+    if known is None:
+        known = _parse_extensions(lines)
+        if len(reply.raw) <= EHLO_CACHE_MAX_BYTES:
+            if len(_extensions_seen) >= EHLO_CACHE_ENTRIES:
+                _extensions_seen.clear()
+            _extensions_seen[lines] = known
+    return known
+
+
+def parse_ehlo_keywords(reply: Reply) -> tuple[EhloKeyword, ...]:
+    """The keywords of an EHLO reply; the first line (the server's name) is not one.
+
+    The legacy form `AUTH=LOGIN PLAIN` gives the keyword AUTH with params ('LOGIN', 'PLAIN').
+    Replies with the same keyword lines share one parsed (immutable) result.
+    """
+    return _extensions(reply).keywords
 
 
 def advertises(reply: Reply, keyword: str) -> bool:
     """The EHLO reply lists `keyword` (upper case)."""
-    return any(kw.name == keyword for kw in parse_ehlo_keywords(reply))
+    return keyword in _extensions(reply).names
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -129,7 +129,15 @@ def reply_fits(verb: str, code: int, *, continued: bool = False) -> bool:
     is `continued` after an intermediate one). Unknown verbs take anything."""
     if code >= 400:
         return True
-    if continued and verb in FINAL_POSITIVE:
-        return code in FINAL_POSITIVE[verb]
-    known = VERBS.get(verb)
-    return known is None or code in known.positive
+    if continued:
+        final = FINAL_POSITIVE.get(verb)
+        if final is not None:
+            return code in final
+    positive = _POSITIVE.get(verb)
+    return positive is None or code in positive
+
+
+_POSITIVE: Final[Mapping[str, frozenset[int]]] = {
+    name: verb.positive for name, verb in VERBS.items()
+}
+"""`Verb.positive` by verb name, for `reply_fits` (asked once per reply)."""
