@@ -278,11 +278,14 @@ def iter_sessions(
     sink.table = table
     finished = sink.finished
     add = table.add
-    for segment in capture.segments(take=table.take):
-        add(segment)
-        while finished:
-            yield finished.popleft()
-    table.finish()
+    try:
+        for segment in capture.segments(take=table.take):
+            add(segment)
+            while finished:
+                yield finished.popleft()
+        table.finish()
+    finally:
+        sink.table = None  # the table holds the sink: no cycle to leave behind
     while finished:
         yield finished.popleft()
 
@@ -378,6 +381,7 @@ def read_shard(
             progress(where)
         cursor.position = END_POSITION
         table.finish()
+        sink.table = None  # the table holds the sink: no cycle to leave behind
         announce()
         progress(END_POSITION)
 
