@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import TypeAlias
 
 from analyzer._common import FrameRef
+from analyzer._quick import quick_constructor
 from analyzer.capture.conversation import Shard, fold_addresses, shard_index
 from analyzer.capture.fragments import MAX_DATAGRAM_LEN, MAX_FRAMES_CITED, FragmentReassembler
 from analyzer.capture.segment import CaptureAnomaly, Segment
@@ -178,7 +179,7 @@ class Decoder:
     __slots__ = (
         "_fragments",
         "_pairs",
-                "_stats",
+        "_stats",
         "_unknown",
         "capture_id",
         "file_no",
@@ -622,36 +623,8 @@ _new = object.__new__
 ) = (getattr(Segment, name).__set__ for name in SEGMENT_FIELDS)
 
 
-FRAME_REF_FIELDS = ("capture_id", "frame_no", "file_no")
-"""FrameRef's fields (and slots) in declaration order, as `new_frame_ref` sets them."""
-
-if (
-    tuple(f.name for f in dataclasses.fields(FrameRef)) != FRAME_REF_FIELDS
-    or FrameRef.__slots__ != FRAME_REF_FIELDS
-):  # pragma: no cover
-    raise TypeError("FrameRef's fields changed: update FRAME_REF_FIELDS and new_frame_ref")
-
-
-class _FrameRefLayout:
-    """Same slots as `FrameRef`, without the frozen `__setattr__`: filled with plain stores and
-    then made a `FrameRef` by `__class__` assignment (allowed between equal layouts), which is
-    faster still than setting a `FrameRef`'s slots through their descriptors."""
-
-    __slots__ = FRAME_REF_FIELDS
-    capture_id: str
-    frame_no: int
-    file_no: int
-
-
-def new_frame_ref(capture_id: str, frame_no: int, file_no: int) -> FrameRef:
-    """The same value as `FrameRef(capture_id, frame_no, file_no)`, built faster."""
-    item = _FrameRefLayout()
-    item.capture_id = capture_id
-    item.frame_no = frame_no
-    item.file_no = file_no
-    item.__class__ = FrameRef  # type: ignore[assignment]
-    frame: FrameRef = item  # type: ignore[assignment]
-    return frame
+new_frame_ref = quick_constructor(FrameRef)
+"""`FrameRef(capture_id, frame_no, file_no)`, made faster (one per packet with payload)."""
 
 
 def new_segment(

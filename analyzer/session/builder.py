@@ -11,12 +11,12 @@ a table and transcript `Line`s are built without the frozen dataclass's per-fiel
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from analyzer._common import Anomaly, Direction, FrameRef
+from analyzer._quick import quick_constructor
 from analyzer.flows.events import EndKind, FlowInfo, FlowStats, StreamEnd
 from analyzer.flows.record import StreamPair
 from analyzer.smtp import parse_ehlo_keywords, parse_path
@@ -33,7 +33,6 @@ from analyzer.smtp.events import (
     StreamClosed,
     TlsClientHello,
     TlsStarted,
-    same_slot_layout,
 )
 
 from .message import NO_SUMMARY, decode_text, header_field, summarize
@@ -74,85 +73,29 @@ class _Txn:
     mail_accepted: bool = False
 
     def freeze(self) -> MailTransaction:
-        """The finished `MailTransaction`, filled as a `_MailTransactionLayout`."""
         summary = summarize(self.headers) if self.headers else NO_SUMMARY
-        txn = _MailTransactionLayout()
-        txn.index = self.index
-        txn.mail_from = self.mail_from
-        txn.mail_params = self.mail_params
-        txn.rcpt_to = tuple(self.rcpt_to)
-        txn.accepted_rcpt_to = tuple(self.accepted)
-        txn.start_ts = self.start_ts
-        txn.frame = self.frame
-        txn.data_started = self.data_started
-        txn.complete = self.complete
-        txn.size = self.size
-        txn.reply_code = self.reply_code
-        txn.reply_text = self.reply_text
-        txn.headers = tuple(self.headers)
-        txn.subject = summary.subject
-        txn.header_from = summary.header_from
-        txn.header_to = summary.header_to
-        txn.message_id = summary.message_id
-        txn.date = summary.date
-        txn.data_offset = self.data_offset
-        txn.end_ts = self.end_ts
-        txn.__class__ = MailTransaction  # type: ignore[assignment]
-        made: MailTransaction = txn  # type: ignore[assignment]
-        return made
-
-
-class _MailTransactionLayout:
-    """`MailTransaction`'s slots without the frozen `__setattr__`: filled with plain stores, then
-    made a `MailTransaction` by `__class__` assignment (see `events.same_slot_layout`). One is
-    made per transaction, and the dataclass's `__init__` would pay 20 `object.__setattr__`."""
-
-    __slots__ = (
-        "accepted_rcpt_to",
-        "complete",
-        "data_offset",
-        "data_started",
-        "date",
-        "end_ts",
-        "frame",
-        "header_from",
-        "header_to",
-        "headers",
-        "index",
-        "mail_from",
-        "mail_params",
-        "message_id",
-        "rcpt_to",
-        "reply_code",
-        "reply_text",
-        "size",
-        "start_ts",
-        "subject",
-    )
-    index: int
-    mail_from: str | None
-    mail_params: tuple[tuple[str, str | None], ...]
-    rcpt_to: tuple[str, ...]
-    accepted_rcpt_to: tuple[str, ...]
-    start_ts: float
-    frame: FrameRef | None
-    data_started: bool
-    complete: bool
-    size: int | None
-    reply_code: int | None
-    reply_text: str | None
-    headers: tuple[HeaderField, ...]
-    subject: str | None
-    header_from: str | None
-    header_to: str | None
-    message_id: str | None
-    date: str | None
-    data_offset: int | None
-    end_ts: float | None
-
-
-if not same_slot_layout(MailTransaction, _MailTransactionLayout):  # pragma: no cover
-    raise TypeError("MailTransaction's fields changed: update _MailTransactionLayout and freeze")
+        return MailTransaction(
+            index=self.index,
+            mail_from=self.mail_from,
+            mail_params=self.mail_params,
+            rcpt_to=tuple(self.rcpt_to),
+            accepted_rcpt_to=tuple(self.accepted),
+            start_ts=self.start_ts,
+            frame=self.frame,
+            data_started=self.data_started,
+            complete=self.complete,
+            size=self.size,
+            reply_code=self.reply_code,
+            reply_text=self.reply_text,
+            headers=tuple(self.headers),
+            subject=summary.subject,
+            header_from=summary.header_from,
+            header_to=summary.header_to,
+            message_id=summary.message_id,
+            date=summary.date,
+            data_offset=self.data_offset,
+            end_ts=self.end_ts,
+        )
 
 
 def _reply_text(reply: Reply) -> str:
@@ -181,58 +124,8 @@ def _transcript_text(reply: Reply) -> str:
     return f"{text[:last]}{code} {text[last + len(more) :]}"
 
 
-LINE_FIELDS = ("direction", "text", "offset", "frame", "ts", "code", "verb", "answers")
-"""`Line`'s fields in declaration order, as `_new_line` sets them."""
-
-
-class _LineLayout:
-    """Same slots as `Line`, without the frozen `__setattr__`: filled with plain stores, then
-    made a `Line` by `__class__` assignment (Python allows it between equal layouts)."""
-
-    __slots__ = LINE_FIELDS
-    direction: Direction
-    text: str
-    offset: int
-    frame: FrameRef | None
-    ts: float
-    code: int | None
-    verb: str | None
-    answers: int | None
-
-
-def _new_line_fast(
-    direction: Direction,
-    text: str,
-    offset: int,
-    frame: FrameRef | None,
-    ts: float,
-    code: int | None,
-    verb: str | None,
-    answers: int | None,
-) -> Line:
-    """`Line(direction, text, offset, frame, ts, code, verb, answers)`, several times faster."""
-    item = _LineLayout()
-    item.direction = direction
-    item.text = text
-    item.offset = offset
-    item.frame = frame
-    item.ts = ts
-    item.code = code
-    item.verb = verb
-    item.answers = answers
-    item.__class__ = Line  # type: ignore[assignment]
-    made: Line = item  # type: ignore[assignment]
-    return made
-
-
-_new_line: Callable[
-    [Direction, str, int, FrameRef | None, float, int | None, str | None, int | None], Line
-] = (
-    _new_line_fast
-    if tuple(f.name for f in dataclasses.fields(Line)) == LINE_FIELDS
-    and getattr(Line, "__slots__", ()) == LINE_FIELDS
-    else Line  # the model changed: the plain constructor is always right
-)
+_new_line = quick_constructor(Line)
+"""`Line(...)`, made faster: one is made per command and reply."""
 
 
 class SessionBuilder:
@@ -510,91 +403,31 @@ class SessionBuilder:
         ehlo = self._ehlo_reply
         banner = self._banner
         helo = self._helo
-        # Filled as a `_SmtpSessionLayout`, like `MailTransaction` in `_Txn.freeze`.
-        session = _SmtpSessionLayout()
-        session.id = session_id
-        session.capture_id = self.flow.capture_id
-        session.flow = self.flow
-        session.start_ts = self.flow.start_ts
-        session.end_ts = max(self._last_ts, stats.end_ts or self._last_ts)
-        session.banner = _reply_text(banner) if banner else None
-        session.banner_code = banner.code if banner else None
-        session.banner_frame = banner.frame if banner else None
-        session.helo_verb = helo.verb if helo else None
-        session.helo = decode_text(helo.args).strip() if helo else None
-        session.ehlo_keywords = self._ehlo_keywords()
-        session.ehlo_lines = tuple([decode_text(line) for line in ehlo.lines[1:]]) if ehlo else ()
-        session.starttls = self._starttls()
-        session.transactions = tuple(self._txns)
-        session.end_reason = self._end_reason()
-        session.lines = tuple(self._lines)
-        session.anomalies = tuple(self._anomalies)
-        session.stats = stats
-        session.ends = tuple(self._ends)
-        session.auth_mechanism = self._auth_mechanism
-        session.tls_bytes = tls_bytes
-        session.gaps = self._gaps
-        session.streams = streams
-        session.__class__ = SmtpSession  # type: ignore[assignment]
-        made: SmtpSession = session  # type: ignore[assignment]
-        return made
-
-
-class _SmtpSessionLayout:
-    """`SmtpSession`'s slots without the frozen `__setattr__` (see `_MailTransactionLayout`)."""
-
-    __slots__ = (
-        "anomalies",
-        "auth_mechanism",
-        "banner",
-        "banner_code",
-        "banner_frame",
-        "capture_id",
-        "ehlo_keywords",
-        "ehlo_lines",
-        "end_reason",
-        "end_ts",
-        "ends",
-        "flow",
-        "gaps",
-        "helo",
-        "helo_verb",
-        "id",
-        "lines",
-        "start_ts",
-        "starttls",
-        "stats",
-        "streams",
-        "tls_bytes",
-        "transactions",
-    )
-    id: str
-    capture_id: str
-    flow: FlowInfo
-    start_ts: float
-    end_ts: float
-    banner: str | None
-    banner_code: int | None
-    banner_frame: FrameRef | None
-    helo_verb: str | None
-    helo: str | None
-    ehlo_keywords: tuple[str, ...]
-    ehlo_lines: tuple[str, ...]
-    starttls: StartTls
-    transactions: tuple[MailTransaction, ...]
-    end_reason: EndReason
-    lines: tuple[Line, ...]
-    anomalies: tuple[Anomaly, ...]
-    stats: FlowStats
-    ends: tuple[StreamEnd, ...]
-    auth_mechanism: str | None
-    tls_bytes: tuple[int, int]
-    gaps: int
-    streams: StreamPair | None
-
-
-if not same_slot_layout(SmtpSession, _SmtpSessionLayout):  # pragma: no cover
-    raise TypeError("SmtpSession's fields changed: update _SmtpSessionLayout and build")
+        return SmtpSession(
+            id=session_id,
+            capture_id=self.flow.capture_id,
+            flow=self.flow,
+            start_ts=self.flow.start_ts,
+            end_ts=max(self._last_ts, stats.end_ts or self._last_ts),
+            banner=_reply_text(banner) if banner else None,
+            banner_code=banner.code if banner else None,
+            banner_frame=banner.frame if banner else None,
+            helo_verb=helo.verb if helo else None,
+            helo=decode_text(helo.args).strip() if helo else None,
+            ehlo_keywords=self._ehlo_keywords(),
+            ehlo_lines=tuple([decode_text(line) for line in ehlo.lines[1:]]) if ehlo else (),
+            starttls=self._starttls(),
+            transactions=tuple(self._txns),
+            end_reason=self._end_reason(),
+            lines=tuple(self._lines),
+            anomalies=tuple(self._anomalies),
+            stats=stats,
+            ends=tuple(self._ends),
+            auth_mechanism=self._auth_mechanism,
+            tls_bytes=tls_bytes,
+            gaps=self._gaps,
+            streams=streams,
+        )
 
 
 _HANDLERS: dict[type, Callable[[SessionBuilder, Any], None]] = {

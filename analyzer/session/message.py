@@ -14,8 +14,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from analyzer._common import FrameRef
-from analyzer.smtp.events import MessageHeader, same_slot_layout
+from analyzer._quick import quick_constructor
+from analyzer.smtp.events import MessageHeader
 
 from .model import HeaderField
 
@@ -79,43 +79,25 @@ def summarize(headers: Sequence[HeaderField]) -> MessageSummary:
     )
 
 
-class _HeaderFieldLayout:
-    """`HeaderField`'s slots without the frozen `__setattr__` (see `events.same_slot_layout`)."""
-
-    __slots__ = ("complete", "frame", "last_frame", "longest_line", "name", "offset", "ts", "value")
-    name: str
-    value: str
-    offset: int
-    longest_line: int
-    frame: FrameRef | None
-    last_frame: FrameRef | None
-    ts: float
-    complete: bool
-
-
-if not same_slot_layout(HeaderField, _HeaderFieldLayout):  # pragma: no cover
-    raise TypeError("HeaderField's fields changed: update _HeaderFieldLayout and header_field")
+_new_header_field = quick_constructor(HeaderField)
 
 
 def header_field(event: MessageHeader) -> HeaderField:
     """A header event from the observer as a decoded field with its position on the wire.
 
-    Made once per header field of every message, so the `HeaderField` is filled as a plain
-    slotted object and then given its class (a frozen dataclass would pay one
-    `object.__setattr__` per field), and only folded fields are unfolded."""
+    Made once per header field of every message: quickly constructed, and only folded fields
+    are unfolded."""
     raw = event.raw
     text = raw.partition(b":")[2].decode("utf-8", "surrogateescape")
     if "\n " in text or "\n\t" in text:
         text = unfold(text)
-    item = _HeaderFieldLayout()
-    item.name = event.name.decode("utf-8", "surrogateescape")
-    item.value = text.strip()
-    item.offset = event.offset
-    item.longest_line = event.longest_line
-    item.frame = event.frame
-    item.last_frame = event.last_frame
-    item.ts = event.ts
-    item.complete = raw.endswith(b"\n")
-    item.__class__ = HeaderField  # type: ignore[assignment]
-    made: HeaderField = item  # type: ignore[assignment]
-    return made
+    return _new_header_field(
+        name=event.name.decode("utf-8", "surrogateescape"),
+        value=text.strip(),
+        offset=event.offset,
+        longest_line=event.longest_line,
+        frame=event.frame,
+        last_frame=event.last_frame,
+        ts=event.ts,
+        complete=raw.endswith(b"\n"),
+    )

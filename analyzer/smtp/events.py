@@ -3,18 +3,17 @@
 Wire content stays `bytes` here; the `session` layer decodes it. Every event carries the
 stream offset and the frame of its first byte so that findings can cite a packet.
 
-The events made once per command, reply and header field have fast constructors
-(`new_command`, `new_reply`, `new_message_header`) that build the same immutable values without
-the frozen dataclass's per-field `object.__setattr__` (see `same_slot_layout`).
+The events made once per command, reply and header field have quick constructors
+(`new_command`, `new_reply`, `new_message_header`, see `analyzer._quick`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from dataclasses import dataclass
 
 from analyzer._common import Direction, FrameRef
+from analyzer._quick import quick_constructor
 
 
 class SmtpAnomaly(enum.StrEnum):
@@ -230,160 +229,9 @@ Event = (
 )
 
 
-# ---- building the frequent events quickly ----
-# A frozen dataclass's generated __init__ sets each field with `object.__setattr__`, about
-# 0.15 µs a field. Each `_...Layout` class below has the same slots as its event but an ordinary
-# `__setattr__`: a `new_...` function fills one with plain slot stores and then assigns the
-# event's class to it (Python allows `__class__` assignment between classes of the same slot
-# layout). The result is an ordinary event, equal to and hashing like one made by its
-# constructor, in a fifth of the time.
-
-
-def same_slot_layout(event: type, layout: type) -> bool:
-    """`layout` has exactly the slots of the frozen slotted dataclass `event`, one per field.
-    (The `new_...` functions fall back to the plain constructors if an event ever changes.)"""
-    names = [f.name for f in dataclasses.fields(event)]
-    slots: tuple[str, ...] = getattr(event, "__slots__", ())
-    wanted: tuple[str, ...] = getattr(layout, "__slots__", ())
-    return sorted(names) == sorted(slots) == sorted(wanted)
-
-
-class _CommandLayout:
-    """`Command`'s slots without the frozen `__setattr__`."""
-
-    __slots__ = ("args", "frame", "known", "offset", "raw", "terminator", "ts", "verb")
-    verb: str
-    args: bytes
-    raw: bytes
-    terminator: bytes
-    offset: int
-    frame: FrameRef | None
-    ts: float
-    known: bool
-
-
-def _new_command(
-    verb: str,
-    args: bytes,
-    raw: bytes,
-    terminator: bytes,
-    offset: int,
-    frame: FrameRef | None,
-    ts: float,
-    known: bool,
-) -> Command:
-    item = _CommandLayout()
-    item.verb = verb
-    item.args = args
-    item.raw = raw
-    item.terminator = terminator
-    item.offset = offset
-    item.frame = frame
-    item.ts = ts
-    item.known = known
-    item.__class__ = Command  # type: ignore[assignment]
-    made: Command = item  # type: ignore[assignment]
-    return made
-
-
-class _ReplyLayout:
-    """`Reply`'s slots without the frozen `__setattr__`."""
-
-    __slots__ = (
-        "code",
-        "command",
-        "end_ts",
-        "frame",
-        "is_greeting",
-        "last_frame",
-        "lines",
-        "offset",
-        "raw",
-        "ts",
-    )
-    code: int
-    lines: tuple[bytes, ...]
-    raw: bytes
-    command: Command | None
-    is_greeting: bool
-    offset: int
-    frame: FrameRef | None
-    last_frame: FrameRef | None
-    ts: float
-    end_ts: float
-
-
-def _new_reply(
-    code: int,
-    lines: tuple[bytes, ...],
-    raw: bytes,
-    command: Command | None,
-    is_greeting: bool,
-    offset: int,
-    frame: FrameRef | None,
-    last_frame: FrameRef | None,
-    ts: float,
-    end_ts: float,
-) -> Reply:
-    item = _ReplyLayout()
-    item.code = code
-    item.lines = lines
-    item.raw = raw
-    item.command = command
-    item.is_greeting = is_greeting
-    item.offset = offset
-    item.frame = frame
-    item.last_frame = last_frame
-    item.ts = ts
-    item.end_ts = end_ts
-    item.__class__ = Reply  # type: ignore[assignment]
-    made: Reply = item  # type: ignore[assignment]
-    return made
-
-
-class _MessageHeaderLayout:
-    """`MessageHeader`'s slots without the frozen `__setattr__`."""
-
-    __slots__ = ("frame", "last_frame", "longest_line", "name", "offset", "raw", "ts")
-    name: bytes
-    raw: bytes
-    offset: int
-    longest_line: int
-    frame: FrameRef | None
-    last_frame: FrameRef | None
-    ts: float
-
-
-def _new_message_header(
-    name: bytes,
-    raw: bytes,
-    offset: int,
-    longest_line: int,
-    frame: FrameRef | None,
-    last_frame: FrameRef | None,
-    ts: float,
-) -> MessageHeader:
-    item = _MessageHeaderLayout()
-    item.name = name
-    item.raw = raw
-    item.offset = offset
-    item.longest_line = longest_line
-    item.frame = frame
-    item.last_frame = last_frame
-    item.ts = ts
-    item.__class__ = MessageHeader  # type: ignore[assignment]
-    made: MessageHeader = item  # type: ignore[assignment]
-    return made
-
-
-new_command = _new_command if same_slot_layout(Command, _CommandLayout) else Command
-"""`Command(verb, args, raw, terminator, offset, frame, ts, known)`, built faster
-(positional arguments only)."""
-new_reply = _new_reply if same_slot_layout(Reply, _ReplyLayout) else Reply
-"""`Reply(code, lines, raw, command, is_greeting, offset, frame, last_frame, ts, end_ts)`, built
-faster (positional arguments only)."""
-new_message_header = (
-    _new_message_header if same_slot_layout(MessageHeader, _MessageHeaderLayout) else MessageHeader
-)
-"""`MessageHeader(name, raw, offset, longest_line, frame, last_frame, ts)`, built faster
-(positional arguments only)."""
+new_command = quick_constructor(Command)
+"""`Command(...)`, made faster: one is made per command line."""
+new_reply = quick_constructor(Reply)
+"""`Reply(...)`, made faster: one is made per reply."""
+new_message_header = quick_constructor(MessageHeader)
+"""`MessageHeader(...)`, made faster: one is made per header field of every message."""
