@@ -93,8 +93,9 @@ class StreamData:
             return self.frame, self.ts
         return self.marks.locate(offset)
 
-    def pieces(self) -> Iterator[StreamData]:
-        """The bytes segment by segment, each with its own frame and time (no marks)."""
+    def pieces(self, start: int = 0, end: int | None = None) -> Iterator[StreamData]:
+        """The bytes segment by segment, each with its own frame and time (no marks); only
+        the segments holding bytes of stream offsets [start, end) when those are given."""
         marks = self.marks
         if marks is None:
             yield self
@@ -103,12 +104,16 @@ class StreamData:
         base = self.offset
         offsets = marks.offsets
         last = len(offsets) - 1
-        for i, start in enumerate(offsets):
+        stop_at = base + len(data) if end is None else end
+        for i in range(marks.index(start), last + 1):
+            first = offsets[i]
+            if first >= stop_at:
+                break
             stop = offsets[i + 1] if i < last else base + len(data)
             yield StreamData(
                 self.direction,
-                start,
-                data[start - base : stop - base],
+                first,
+                data[first - base : stop - base],
                 marks.frames[i],
                 marks.times[i],
             )

@@ -680,7 +680,7 @@ class Reassembler:
         """Compare bytes [start, end) with the delivered `run`, segment by segment, newest
         first."""
         found: list[Anomaly] = []
-        for item in reversed(list(run.pieces())):
+        for item in reversed(list(run.pieces(start, end))):
             i_start = item.offset
             i_end = i_start + len(item.data)
             if i_end <= start:

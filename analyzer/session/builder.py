@@ -74,7 +74,7 @@ class _Txn:
 
     def freeze(self) -> MailTransaction:
         summary = summarize(self.headers) if self.headers else NO_SUMMARY
-        return MailTransaction(
+        return _new_transaction(
             index=self.index,
             mail_from=self.mail_from,
             mail_params=self.mail_params,
@@ -126,6 +126,8 @@ def _transcript_text(reply: Reply) -> str:
 
 _new_line = quick_constructor(Line)
 """`Line(...)`, made faster: one is made per command and reply."""
+_new_transaction = quick_constructor(MailTransaction)
+_new_session = quick_constructor(SmtpSession)
 
 
 class SessionBuilder:
@@ -403,7 +405,7 @@ class SessionBuilder:
         ehlo = self._ehlo_reply
         banner = self._banner
         helo = self._helo
-        return SmtpSession(
+        return _new_session(
             id=session_id,
             capture_id=self.flow.capture_id,
             flow=self.flow,

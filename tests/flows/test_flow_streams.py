@@ -318,3 +318,14 @@ def test_a_differing_retransmission_of_bytes_in_a_run_names_the_segment_that_car
     (note,) = rec.anomalies(FlowAnomaly.RETRANSMISSION_MISMATCH)
     assert note.frames == (original.frame, masked.frame)
     assert rec.stream(0, C2S) == b"EHLO a\r\nSTARTTLS\r\nQUIT\r\n"
+
+
+def test_the_pieces_of_a_run_between_two_offsets_are_the_segments_holding_those_bytes() -> None:
+    conv = Conversation()
+    handshake = conv.handshake()
+    parts = [conv.send(True, p) for p in (b"aaaa", b"bbbb", b"cccc", b"dddd")]
+    (whole,) = _data(run([*handshake, *parts]))
+    assert [p.data for p in whole.pieces(5, 9)] == [b"bbbb", b"cccc"]
+    assert [p.frame for p in whole.pieces(8, 9)] == [parts[2].frame]
+    assert [p.data for p in whole.pieces(15)] == [b"dddd"]
+    assert b"".join(p.data for p in whole.pieces()) == whole.data
