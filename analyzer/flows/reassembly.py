@@ -73,6 +73,12 @@ HISTORY_CHUNKS = 4096
 """At most this many delivered segments are kept, so one-byte segments cannot inflate memory."""
 RUN_BYTES = 32 * 1024
 """A run of in-order segments is handed on once it holds this many bytes."""
+_NO_RUN: list[bytes] = []
+_NO_FRAMES: list[FrameRef] = []
+_NO_TIMES: list[float] = []
+"""`Reassembler.run`, `run_frames` and `run_times` between runs: shared by every reassembler
+and never appended to (a run starts with lists of its own), so that an idle connection holds
+no lists of its own."""
 
 SHOWN_BYTES = 40
 """How much of each version a conflict's detail shows."""
@@ -187,7 +193,9 @@ class Reassembler:
         """Sorted start offsets of the buffered pieces; the pieces never overlap."""
         self.pieces: dict[int, Piece] = {}
         self.pending_bytes = 0
-        self.history: deque[StreamData] = deque()
+        self.history: deque[StreamData] | None = None
+        """What was delivered lately, oldest first; None until something was (a connection
+        that never carries a byte costs no deque)."""
         self.history_bytes = 0
         self.fin: StreamEnd | None = None
         self.fin_off = 0
@@ -205,10 +213,11 @@ class Reassembler:
         self.partner: Reassembler | None = None
         """The other direction of the connection, whose run is handed on before anything of
         this one; None: no runs, every segment is handed on at once."""
-        self.run: list[bytes] = []
-        """Payloads of the run being gathered (in-order segments not handed on yet)."""
-        self.run_frames: list[FrameRef] = []
-        self.run_times: list[float] = []
+        self.run: list[bytes] = _NO_RUN
+        """Payloads of the run being gathered (in-order segments not handed on yet); the
+        shared, never filled `_NO_RUN` between runs."""
+        self.run_frames: list[FrameRef] = _NO_FRAMES
+        self.run_times: list[float] = _NO_TIMES
         self.run_start = 0
         """Stream offset of the run's first byte."""
         self.run_bytes = 0
@@ -227,9 +236,7 @@ class Reassembler:
         frames = self.run_frames
         times = self.run_times
         start = self.run_start
-        self.run = []
-        self.run_frames = []
-        self.run_times = []
+        self.run, self.run_frames, self.run_times = _NO_RUN, _NO_FRAMES, _NO_TIMES
         self.run_bytes = 0
         if len(run) == 1:
             item = new_stream_data(self.direction, start, run[0], frames[0], times[0])
@@ -296,11 +303,15 @@ class Reassembler:
             if partner.run and partner is not self:
                 partner.hand_on_run()
             run = self.run
-            if not run:
+            if run:
+                run.append(payload)
+                self.run_frames.append(frame)
+                self.run_times.append(ts)
+            else:
                 self.run_start = self.next
-            run.append(payload)
-            self.run_frames.append(frame)
-            self.run_times.append(ts)
+                self.run = [payload]
+                self.run_frames = [frame]
+                self.run_times = [ts]
             self.next += payload_len
             self.next_seq = self.seen_end = (seq + payload_len) & SEQ_MASK
             self.stats.bytes += payload_len
@@ -480,14 +491,12 @@ class Reassembler:
 
     def release(self) -> None:
         """Drop every buffered and remembered byte (the positions stay known)."""
-        self.run = []
-        self.run_frames = []
-        self.run_times = []
+        self.run, self.run_frames, self.run_times = _NO_RUN, _NO_FRAMES, _NO_TIMES
         self.run_bytes = 0
         self.starts.clear()
         self.pieces.clear()
         self.pending_bytes = 0
-        self.history.clear()
+        self.history = None
         self.history_bytes = 0
         self._notes.clear()
 
@@ -506,7 +515,9 @@ class Reassembler:
     def _deliver_data(self, item: StreamData) -> None:
         """Remember `item` for comparing retransmissions with, and hand it on."""
         history = self.history
-        if len(history) == HISTORY_CHUNKS:
+        if history is None:
+            self.history = history = deque()
+        elif len(history) == HISTORY_CHUNKS:
             self.history_bytes -= len(history.popleft().data)
         history.append(item)
         kept = self.history_bytes + len(item.data)
@@ -665,7 +676,7 @@ class Reassembler:
         """Compare bytes [start, start+len(data)) with what was delivered, newest first."""
         end = start + len(data)
         found: list[Anomaly] = []
-        for run in reversed(self.history):
+        for run in reversed(self.history or ()):
             if run.offset >= end:
                 continue
             if run.offset + len(run.data) <= start:

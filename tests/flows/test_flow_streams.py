@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from analyzer.capture.segment import ACK
-from analyzer.flows import FlowAnomaly, FlowTable, StreamData
+from analyzer.flows import FlowAnomaly, FlowTable, StreamData, reassembly
 from analyzer.flows.reassembly import RUN_BYTES
 
 from .wire import C2S, MASK, S2C, Conversation, Recorder
@@ -329,3 +329,10 @@ def test_the_pieces_of_a_run_between_two_offsets_are_the_segments_holding_those_
     assert [p.frame for p in whole.pieces(8, 9)] == [parts[2].frame]
     assert [p.data for p in whole.pieces(15)] == [b"dddd"]
     assert b"".join(p.data for p in whole.pieces()) == whole.data
+
+
+def test_gathering_runs_never_fills_the_lists_shared_between_runs() -> None:
+    conv = Conversation()
+    segments = [*conv.handshake(), *(conv.send(i % 3 != 0, b"x" * 500) for i in range(60))]
+    run([*segments, *conv.close()])
+    assert reassembly._NO_RUN == [] and reassembly._NO_FRAMES == [] and reassembly._NO_TIMES == []
