@@ -2,10 +2,17 @@
 
 Reads microsecond (magic a1b2c3d4) and nanosecond (a1b23c4d) files in either byte order, and
 honours the FCS length that libpcap stores above the link type. Records are walked in large
-chunks with a precompiled `struct`; each frame is handed to a sink (see `records`).
-A file that ends mid-record is reported through the tally, never raised. Does not decode frames.
+chunks with a precompiled `struct`; each frame is handed to a sink (see `records`). A file that
+ends mid-record is reported through the tally, never raised.
 
-Layout: draft-ietf-opsawg-pcap §4 (file header) and §5 (packet record); libpcap pcap-common.h.
+The common case of large captures -- Ethernet frames carrying IPv4 without options, not a
+fragment, and TCP -- is decoded inline when a `Decoder` comes along: the decoder's shard and take
+hooks are applied on the spot, and every other frame, and every segment the consumer does not
+take, goes through the decoder, so what comes out is exactly what the sink alone would give,
+only sooner. That is the only decoding here; the offsets are `decode`'s named constants.
+
+Layout: draft-ietf-opsawg-pcap §4 (file header) and §5 (packet record); libpcap pcap-common.h;
+IEEE 802.3 (Ethernet II), RFC 791 §3.1 (IPv4), RFC 9293 §3.1 (TCP).
 """
 
 from __future__ import annotations
@@ -15,8 +22,21 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
+from analyzer.capture.conversation import SHARD_MULTIPLIER
+from analyzer.capture.decode import (
+    ETH_HEADER_LEN,
+    ETHERTYPE_IPV4,
+    IPPROTO_TCP,
+    IPV4_ADDRS_OFFSET,
+    IPV4_FRAGMENT_BITS,
+    IPV4_MIN_HEADER_LEN,
+    TCP_MIN_HEADER_LEN,
+    Decoder,
+    Skipped,
+    Take,
+)
 from analyzer.capture.records import FileTally, RecordSink, T
-from analyzer.capture.segment import CaptureAnomaly
+from analyzer.capture.segment import CaptureAnomaly, Segment
 from analyzer.capture.source import ChunkReader
 from analyzer.errors import CaptureError
 
@@ -43,6 +63,19 @@ LT_FCS_LENGTH_PRESENT = 0x04000000
 """Set when the top 4 bits give the FCS length (pcap-common.h LT_FCS_LENGTH_PRESENT)."""
 LT_FCS_LENGTH_SHIFT = 28
 """FCS length field: bits 28-31, in 16-bit words (pcap-common.h LT_FCS_LENGTH)."""
+
+IPV4_PLAIN_VIHL = 0x45
+"""Version 4, header length 5 words: an IPv4 header without options."""
+INLINE_MIN_FRAME = ETH_HEADER_LEN + IPV4_MIN_HEADER_LEN + TCP_MIN_HEADER_LEN
+"""Shortest frame decoded inline: every header complete."""
+KEY_END = IPV4_ADDRS_OFFSET + 12
+"""Without IP options the addresses (8 bytes) and the ports (4 bytes) are adjacent: the raw key
+(`conversation`) is the slice [IPV4_ADDRS_OFFSET, KEY_END) of the IPv4 header."""
+_ETHER_IPV4_TCP = struct.Struct("!HBxHHHBBxxIIHHIIBB").unpack_from
+"""The Ethernet II EtherType, an IPv4 header without options (vihl, total length, id,
+flags/fragment, TTL, protocol, the two addresses), then the TCP header up to its flags (ports,
+seq, ack, data offset, flags)."""
+_MASK32 = 0xFFFFFFFF
 
 
 def magic_kind(magic: bytes) -> tuple[str, bool] | None:
@@ -102,10 +135,13 @@ def read_records(
     header: PcapHeader,
     sink: RecordSink[T],
     tally: FileTally,
-) -> Generator[T, None, None]:
+    inline: Decoder | None = None,
+) -> Generator[T | Segment, None, None]:
     """Hand every record after the file header to `sink`, yielding what it returns.
 
-    `buf` holds the bytes read so far, starting with the file header.
+    `buf` holds the bytes read so far, starting with the file header. With `inline` (the
+    decoder whose `decode` is `sink`, for an Ethernet file), plain IPv4/TCP frames are decoded
+    here (see the module).
     """
     tally.format = "pcap"
     tally.note_link_type(header.link_type)
@@ -121,6 +157,22 @@ def read_records(
     frame = 0
     first: float | None = None
     prev = lowest = highest = 0.0
+    # The inline decoder's hooks, as locals for the loop.
+    segment: RecordSink[Segment] = _nothing
+    take: Take | None = None
+    skipped: Skipped = _no_skips
+    file_no = shard_mine = 0
+    shard_count = 1
+    due = float("inf")
+    """Skipped segments before this timestamp need not be reported (see `Skipped`)."""
+    if inline is not None:
+        segment, take, skipped = inline.segment, inline.take, inline.skipped
+        file_no = inline.file_no
+        if inline.shard is not None:
+            shard_count, shard_mine = inline.shard.count, inline.shard.index
+        due = inline.skip_due
+    ether_ipv4_tcp = _ETHER_IPV4_TCP
+    taken = 0
     try:
         while True:
             if n - pos < hlen:
@@ -181,11 +233,91 @@ def read_records(
             pos = end
             if fcs:
                 end = start + max(0, min(caplen, origlen - fcs))
-            out = sink(buf, start, end, ts, link_type, frame)
+            # ---- inline: Ethernet II, IPv4 without options, not a fragment, TCP ----
+            p = start + ETH_HEADER_LEN
+            if inline is not None and end - start >= INLINE_MIN_FRAME:
+                (
+                    ethertype,
+                    vihl,
+                    total,
+                    ip_id,
+                    frag,
+                    ttl,
+                    proto,
+                    src_ip,
+                    dst_ip,
+                    sport,
+                    dport,
+                    seq,
+                    ack,
+                    doff_byte,
+                    flags,
+                ) = ether_ipv4_tcp(buf, p - 2)
+                ip_end = p + total
+                pstart = p + IPV4_MIN_HEADER_LEN + ((doff_byte >> 4) << 2)
+                if (
+                    ethertype == ETHERTYPE_IPV4
+                    and vihl == IPV4_PLAIN_VIHL
+                    and proto == IPPROTO_TCP
+                    and not frag & IPV4_FRAGMENT_BITS
+                    and doff_byte >= 0x50
+                    and p + IPV4_MIN_HEADER_LEN + TCP_MIN_HEADER_LEN <= ip_end
+                    and pstart <= ip_end
+                ):
+                    if (
+                        shard_count > 1
+                        and (
+                            (((src_ip ^ dst_ip ^ sport ^ dport) * SHARD_MULTIPLIER) & _MASK32) >> 16
+                        )
+                        % shard_count
+                        != shard_mine
+                    ):
+                        taken += 1
+                        if ts >= due:
+                            due = skipped(ts, file_no, frame)
+                        continue
+                    if take is not None and take(
+                        buf[p + IPV4_ADDRS_OFFSET : p + KEY_END],
+                        ts,
+                        frame,
+                        file_no,
+                        flags,
+                        seq,
+                        ack,
+                        buf[pstart : ip_end if ip_end < end else end],
+                        ip_end - pstart,
+                        ttl,
+                        ip_id,
+                        buf[start + 6 : start + 12],
+                    ):
+                        taken += 1
+                        continue
+                    seg = segment(buf, start, end, ts, link_type, frame)
+                    if seg is not None:
+                        yield seg
+                    continue
+            if inline is None:
+                out = sink(buf, start, end, ts, link_type, frame)
+            else:
+                inline.skip_due = due  # the general path honours the same wish
+                out = sink(buf, start, end, ts, link_type, frame)
+                due = inline.skip_due
             if out is not None:
                 yield out
     finally:
+        if inline is not None:
+            inline.stats.tcp_segments += taken
+            inline.skip_due = due
         tally.note_times(frame, first, prev, lowest, highest)
+
+
+def _nothing(buf: bytes, start: int, end: int, ts: float, link_type: int, frame: int) -> None:
+    """The inline path's segment hook when there is no inline decoder (never called)."""
+
+
+def _no_skips(ts: float, file_no: int, frame_no: int) -> float:
+    """The inline path's `skipped` hook when there is no inline decoder (never called)."""
+    return float("inf")
 
 
 def _why(chunks: ChunkReader) -> str:

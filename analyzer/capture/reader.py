@@ -17,10 +17,10 @@ import os
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from analyzer._common import FrameRef
-from analyzer.capture import fast, pcap, pcapng
+from analyzer.capture import pcap, pcapng
 from analyzer.capture.conversation import Shard
 from analyzer.capture.decode import LINKTYPE_ETHERNET, Decoder, Skipped, Take
 from analyzer.capture.records import FileTally, RecordSink, T
@@ -241,10 +241,11 @@ def _format(name: str) -> CaptureFormat:
 
 def _records(
     source: Source, sink: RecordSink[T], tally: FileTally, decoder: Decoder | None = None
-) -> Generator[T, None, None]:
+) -> Generator[T | Segment, None, None]:
     """Check the file's magic and header, then return its record iterator.
 
-    With `decoder` (whose `decode` is `sink`), an Ethernet pcap file is read by `fast`.
+    With `decoder` (whose `decode` is `sink`), the plain IPv4/TCP frames of an Ethernet pcap
+    file are decoded inline (`pcap.read_records`).
     Raises CaptureError here, before any record is read, if the file cannot be used.
     """
     path = source.path
@@ -260,12 +261,8 @@ def _records(
         raise CaptureError(path, f"too short to be a capture file ({len(buf)} bytes)")
     if pcap.magic_kind(magic) is not None:
         header = pcap.parse_header(buf, path)
-        if decoder is not None and header.link_type == LINKTYPE_ETHERNET:
-            segments: Generator[Any, None, None] = fast.read_segments(
-                chunks, buf, header, decoder, tally
-            )
-            return segments
-        return pcap.read_records(chunks, buf, header, sink, tally)
+        inline = decoder if header.link_type == LINKTYPE_ETHERNET else None
+        return pcap.read_records(chunks, buf, header, sink, tally, inline)
     if magic == PCAPNG_MAGIC:
         pcapng.check_first_section(buf, path)
         return pcapng.read_records(chunks, buf, sink, tally)
