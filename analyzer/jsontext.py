@@ -15,16 +15,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from json.encoder import encode_basestring_ascii
-from typing import Any
+from typing import Any, Final
 
-INDENT = "  "
+INDENT: Final = "  "
 """Two spaces per level: what `indent=2` means."""
-MAX_DEPTH = 64
+MAX_DEPTH: Final = 64
 """Deeper values are left to `json.dumps` (our values nest three levels)."""
 
-_NEWLINES = tuple("\n" + INDENT * level for level in range(MAX_DEPTH + 1))
+_NEWLINES: Final = tuple("\n" + INDENT * level for level in range(MAX_DEPTH + 1))
 """The line break and indentation that start an item at each level."""
-_SEPARATORS = tuple("," + newline for newline in _NEWLINES)
+_SEPARATORS: Final = tuple("," + newline for newline in _NEWLINES)
 
 
 class _NotPlainJson(Exception):
@@ -59,7 +59,7 @@ _SCALARS: dict[type, Callable[[Any], str]] = {
 }
 """How each scalar type is written, by exact type (subclasses go the long way round)."""
 
-MAX_KEYS_KEPT = 4096
+MAX_KEYS_KEPT: Final = 4096
 _keys: dict[str, str] = {}
 """Encoded dict keys: the same few keys come back in every value."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from analyzer._common import Anomaly, Direction, FrameRef
 from analyzer._quick import quick_constructor
@@ -38,15 +38,15 @@ from analyzer.smtp.events import (
 from .message import NO_SUMMARY, decode_text, header_field, summarize
 from .model import EndReason, HeaderField, Line, MailTransaction, SmtpSession, StartTls
 
-MAX_LINES_KEPT = 10_000
+MAX_LINES_KEPT: Final = 10_000
 """Commands and replies kept per session; a hostile session cannot grow a transcript forever."""
-MAX_ANOMALIES_KEPT = 200
+MAX_ANOMALIES_KEPT: Final = 200
 """Anomalies kept per session (further ones are only counted)."""
-MAX_TRANSACTIONS_KEPT = 1_000
-MAX_HEADERS_KEPT = 200
+MAX_TRANSACTIONS_KEPT: Final = 1_000
+MAX_HEADERS_KEPT: Final = 200
 
-_CLIENT_TO_SERVER = Direction.CLIENT_TO_SERVER
-_SERVER_TO_CLIENT = Direction.SERVER_TO_CLIENT
+_CLIENT_TO_SERVER: Final = Direction.CLIENT_TO_SERVER
+_SERVER_TO_CLIENT: Final = Direction.SERVER_TO_CLIENT
 
 
 @dataclass(slots=True)
@@ -124,10 +124,17 @@ def _transcript_text(reply: Reply) -> str:
     return f"{text[:last]}{code} {text[last + len(more) :]}"
 
 
-_new_line = quick_constructor(Line)
+def _envelope_path(args: bytes) -> tuple[bytes, dict[str, str | None]]:
+    """The path and parameters of MAIL or RCPT arguments, read after their colon if any."""
+    _, colon, rest = args.partition(b":")
+    return parse_path(rest if colon else args)
+
+
+_new_line: Final = quick_constructor(Line)
 """`Line(...)`, made faster: one is made per command and reply."""
-_new_transaction = quick_constructor(MailTransaction)
-_new_session = quick_constructor(SmtpSession)
+_new_transaction: Final = quick_constructor(MailTransaction)
+_new_session: Final = quick_constructor(SmtpSession)
+_new_starttls = quick_constructor(StartTls)
 
 
 class SessionBuilder:
@@ -250,7 +257,7 @@ class SessionBuilder:
                 self._outer = current
             else:
                 self._close_txn()
-            path, params = parse_path(cmd.args.partition(b":")[2] if b":" in cmd.args else cmd.args)
+            path, params = _envelope_path(cmd.args)
             self._txn = _Txn(
                 index=len(self._txns),
                 mail_from=decode_text(path),
@@ -261,7 +268,7 @@ class SessionBuilder:
             )
         elif verb == "RCPT":
             if self._txn is not None:
-                path, _ = parse_path(cmd.args.partition(b":")[2] if b":" in cmd.args else cmd.args)
+                path, _ = _envelope_path(cmd.args)
                 if len(self._txn.rcpt_to) < 10_000:
                     self._txn.rcpt_to.append(decode_text(path))
         elif verb in ("DATA", "BDAT"):
@@ -312,7 +319,7 @@ class SessionBuilder:
             self._on_mail_reply(reply)
         elif verb == "RCPT":
             if self._txn is not None and 200 <= reply.code < 300:
-                path, _ = parse_path(cmd.args.partition(b":")[2] if b":" in cmd.args else cmd.args)
+                path, _ = _envelope_path(cmd.args)
                 self._txn.accepted.append(decode_text(path))
         elif verb in ("DATA", "BDAT"):
             if self._txn is not None and reply.code != 354:
@@ -384,7 +391,7 @@ class SessionBuilder:
     def _starttls(self) -> StartTls:
         advertised = "STARTTLS" in self._ehlo_keywords()
         reply = self._starttls_reply
-        return StartTls(
+        return _new_starttls(
             advertised=advertised,
             attempted=self._starttls_cmd is not None,
             reply_code=reply.code if reply else None,

@@ -13,16 +13,17 @@ import email.header
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from analyzer._quick import quick_constructor
 from analyzer.smtp.events import MessageHeader
 
 from .model import HeaderField
 
-FOLD = re.compile(r"\r?\n(?=[ \t])")
+FOLD: Final = re.compile(r"\r?\n(?=[ \t])")
 """RFC 5322 §2.2.3: unfolding removes each CRLF that is followed by white space."""
 
-ENCODED_WORD = "=?"
+ENCODED_WORD: Final = "=?"
 """RFC 2047 §2: an encoded word starts with `=?charset?`."""
 
 
@@ -62,15 +63,16 @@ def _display(value: str | None) -> str | None:
         return value
 
 
-NO_SUMMARY = MessageSummary(None, None, None, None, None)
+NO_SUMMARY: Final = MessageSummary(None, None, None, None, None)
 """The summary of a message without header fields."""
+_new_summary = quick_constructor(MessageSummary)
 
 
 def summarize(headers: Sequence[HeaderField]) -> MessageSummary:
     """Subject, From, To, Message-ID and Date (the first of each) of one message."""
     # Filled from the last field to the first, so that the first of each name stays.
     first = {header.name.lower(): header.value for header in reversed(headers)}
-    return MessageSummary(
+    return _new_summary(
         subject=_display(first.get("subject")),
         header_from=_display(first.get("from")),
         header_to=_display(first.get("to")),
@@ -79,7 +81,7 @@ def summarize(headers: Sequence[HeaderField]) -> MessageSummary:
     )
 
 
-_new_header_field = quick_constructor(HeaderField)
+_new_header_field: Final = quick_constructor(HeaderField)
 
 
 def header_field(event: MessageHeader) -> HeaderField:

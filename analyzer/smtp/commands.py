@@ -70,10 +70,10 @@ one-character-per-segment typing, `XXXXXXXX` from `STARTTLS`)."""
 VERB_MAX_CHARS: Final = 64
 """Characters of the first word kept as `Command.verb`; the whole line stays in `raw`."""
 
-_SASL_RESPONSE = re.compile(rb"[A-Za-z0-9+/]*={0,2}|\*")
+_SASL_RESPONSE: Final = re.compile(rb"[A-Za-z0-9+/]*={0,2}|\*")
 """A SASL response line: base64 (RFC 4954 §4) or `*` to cancel the exchange."""
 
-_PATH_KEYWORD = re.compile(rb"\s*(?:FROM|TO)\s*:\s*", re.IGNORECASE)
+_PATH_KEYWORD: Final = re.compile(rb"\s*(?:FROM|TO)\s*:\s*", re.IGNORECASE)
 
 
 def split_command(content: bytes) -> tuple[str, bytes]:

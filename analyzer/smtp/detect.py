@@ -15,17 +15,17 @@ SMTP_PORTS: Final = frozenset({25, 465, 587, 2525})
 """Server ports of mail submission and relay: 25 (RFC 5321), 465 (implicit TLS, RFC 8314),
 587 (RFC 6409), 2525 (a common alternative)."""
 
-_GREETING = re.compile(rb"(?:220|421|554)[ -]")
+_GREETING: Final = re.compile(rb"(?:220|421|554)[ -]")
 """What a server says first (RFC 5321 §3.1, §4.3.2): 220 ready, 554 no service, 421 busy."""
-_NOT_SMTP_GREETING = re.compile(rb"[^\n]*FTP", re.IGNORECASE)
+_NOT_SMTP_GREETING: Final = re.compile(rb"[^\n]*FTP", re.IGNORECASE)
 """FTP servers greet with 220 too; their banners say so."""
-_CLIENT_OPENING = re.compile(
+_CLIENT_OPENING: Final = re.compile(
     rb"(?:(?:EHLO|HELO|LHLO)[ \r\n]|MAIL FROM:|RCPT TO:|STARTTLS\r?\n|XCLIENT |XFORWARD )",
     re.IGNORECASE,
 )
 """Lines that only an SMTP client sends first (a greeting reply or a transaction command)."""
-_REPLY_LINE = re.compile(rb"[2-5][0-9][0-9](?:[ -][\x20-\x7e]*)?\r?\n")
-_COMMAND_WORD = re.compile(rb"([A-Za-z]{4,8})(?:[ \r\n])")
+_REPLY_LINE: Final = re.compile(rb"[2-5][0-9][0-9](?:[ -][\x20-\x7e]*)?\r?\n")
+_COMMAND_WORD: Final = re.compile(rb"([A-Za-z]{4,8})(?:[ \r\n])")
 
 
 def looks_like_smtp_server(first_bytes: bytes) -> bool:

@@ -3,8 +3,8 @@
 Wire content stays `bytes` here; the `session` layer decodes it. Every event carries the
 stream offset and the frame of its first byte so that findings can cite a packet.
 
-The events made once per command, reply and header field have quick constructors
-(`new_command`, `new_reply`, `new_message_header`, see `analyzer._quick`).
+The events made once per command, reply, header field, message or connection have quick
+constructors (`new_command`, `new_reply`, `new_message_header`, …, see `analyzer._quick`).
 """
 
 from __future__ import annotations
@@ -235,3 +235,11 @@ new_reply = quick_constructor(Reply)
 """`Reply(...)`, made faster: one is made per reply."""
 new_message_header = quick_constructor(MessageHeader)
 """`MessageHeader(...)`, made faster: one is made per header field of every message."""
+new_data_start = quick_constructor(DataStart)
+"""`DataStart(...)`, made faster: one is made per message."""
+new_data_end = quick_constructor(DataEnd)
+"""`DataEnd(...)`, made faster: one is made per message."""
+new_bdat_chunk = quick_constructor(BdatChunk)
+"""`BdatChunk(...)`, made faster: one is made per BDAT command."""
+new_stream_closed = quick_constructor(StreamClosed)
+"""`StreamClosed(...)`, made faster: one is made per direction of every connection."""

@@ -8,12 +8,13 @@ bounds memory whatever the peer sends. This module knows nothing about commands 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from analyzer._common import FrameRef
 
-LF = 0x0A
-CR = 0x0D
+LF: Final = 0x0A
+CR: Final = 0x0D
+NUL: Final = 0x00
 
 
 class Line(NamedTuple):

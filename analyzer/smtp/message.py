@@ -19,9 +19,9 @@ from typing import Final
 
 from analyzer._common import FrameMarks, FrameRef
 
-from .events import DataEnd, Event, MessageHeader, SmtpAnomaly, new_message_header
+from .events import DataEnd, Event, MessageHeader, SmtpAnomaly, new_data_end, new_message_header
 from .limits import CRLF, END_OF_DATA, GAP_PROBE_MAX, HEADER_LINE_MAX, TEXT_LINE_MAX
-from .lines import CR, LF, Line, LineReader
+from .lines import CR, LF, NUL, Line, LineReader
 
 DOT: Final = 0x2E
 TEXT_CONTENT_MAX: Final = TEXT_LINE_MAX - len(CRLF)
@@ -29,24 +29,23 @@ TEXT_CONTENT_MAX: Final = TEXT_LINE_MAX - len(CRLF)
 
 _FOLDING_WHITE_SPACE: Final = frozenset(b" \t")
 """What a continuation line of a folded header field begins with (RFC 5322 §2.2.3)."""
-_FIELD_NAME = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
+_FIELD_NAME: Final = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
 """A header field name and its colon (RFC 5322 §3.6.8 ftext; WSP before the colon is the
 obsolete syntax of §4.5)."""
-_LONG_RUN = re.compile(rb"\n[^\n]{%d}" % (TEXT_CONTENT_MAX + 1))
+_LONG_RUN: Final = re.compile(rb"\n[^\n]{%d}" % (TEXT_CONTENT_MAX + 1))
 """A line start followed by enough octets that the line may be too long; the exact length
 (CR and doubled dot excluded) is checked for each match."""
-_WINDOW: Final = (TEXT_CONTENT_MAX + 2) // 2
-"""Any run of TEXT_CONTENT_MAX + 1 non-LF octets contains a whole window of this size aligned
-on any grid: a cheap pre-check before the exact search."""
-_NO_LF_WINDOW = re.compile(rb"[^\n]{%d}" % _WINDOW)
+_LONG_LINE_SPAN: Final = TEXT_CONTENT_MAX + 2
+"""Distance between the LFs around a line of TEXT_CONTENT_MAX + 1 octets (a CR counted): a line
+can only be too long where two successive LFs are at least this far apart."""
 _MARK_TAIL_LAST: Final = frozenset(b"\r\n.")
 """Last octets of the proper prefixes of the end mark ("\r", "\r\n", "\r\n.", "\r\n.\r")."""
-_BARE_LF = re.compile(rb"(?<!\r)\n")
-_UNPAIRED_LF = re.compile(rb"\n(?<!\r\n)")
+_BARE_LF: Final = re.compile(rb"(?<!\r)\n")
+_UNPAIRED_LF: Final = re.compile(rb"\n(?<!\r\n)")
 """An LF without a CR before it in the same chunk. It matches what `_BARE_LF` does (and an LF at
 the chunk's first octet, whose CR may be in the previous chunk) but is found much faster: the
 search skips from LF to LF instead of testing every octet."""
-_COMMAND_AFTER_GAP = re.compile(
+_COMMAND_AFTER_GAP: Final = re.compile(
     rb"(?:MAIL\s+FROM:|RCPT\s+TO:|(?:RSET|QUIT|NOOP|DATA|STARTTLS)\r?\n|(?:EHLO|HELO|LHLO) "
     rb"|BDAT \d|AUTH |VRFY |EXPN )",
     re.IGNORECASE,
@@ -59,6 +58,21 @@ Report = Callable[[SmtpAnomaly, str, int, "FrameRef | None", float, int], None]
 _Note = tuple[int, SmtpAnomaly, str, int, int]
 """An anomaly waiting to be reported: (offset where it became known, kind, detail, offset it
 is about, occurrences)."""
+
+
+def _may_hold_long_lines(data: bytes, first: int, last: int) -> bool:
+    """Whether two successive LFs between the LFs at `first` and `last` are `_LONG_LINE_SPAN`
+    or more apart: only then may a whole line there be too long.
+
+    Each step goes from an LF to the last LF less than the span after it, so it skips most of
+    a span at a time (lines are much shorter), and finds none only after a long line's start."""
+    rfind = data.rfind
+    at = first
+    while last - at >= _LONG_LINE_SPAN:
+        at = rfind(b"\n", at + 1, at + _LONG_LINE_SPAN)
+        if at < 0:
+            return True
+    return False
 
 
 class Outcome(enum.Enum):
@@ -212,7 +226,7 @@ class MessageScanner:
             return self._body(data, pos, end, base, frame, ts)
         if self._probe is not None:
             pos = self._probe_bytes(data, pos, end, base, frame, ts, out)
-            if self._probe is not None or self.outcome is not Outcome.RUNNING:
+            if self._probing() or self.outcome is not Outcome.RUNNING:
                 return pos
         if not self._headers_done:
             reader = self._reader
@@ -277,7 +291,7 @@ class MessageScanner:
         if self._probe is not None:
             self._size += len(self._probe.data)
             self._probe = None
-        return DataEnd(
+        return new_data_end(
             complete,
             self._size,
             bytes(self._header_block),
@@ -318,7 +332,7 @@ class MessageScanner:
                 line.ts,
                 1,
             )
-        if not self._nul_seen and b"\x00" in content:
+        if not self._nul_seen and NUL in content:
             self._nul_seen = True
             self._report(
                 SmtpAnomaly.NUL_BYTE,
@@ -400,50 +414,74 @@ class MessageScanner:
         """Account the complete header lines at `data[pos:end]` that need none of
         `_header_line`'s care -- CRLF-terminated, not empty, no leading dot, no NUL, short,
         a new field or a continuation of one -- exactly as `_header_line` would, without making
-        `Line`s; returns where the first other line (or the partial one) begins."""
+        `Line`s; returns where the first other line (or the partial one) begins.
+
+        Such lines are taken as sent (nothing to unstuff, every terminator a CRLF), so the
+        header section, the size and each field grow by whole slices of `data`, not line by
+        line, and a field whose lines are all here is handed on as one slice."""
+        start = pos
         limit = self._plain_limit
-        block = self._header_block
-        room = self._max_header_block - len(block)
+        room = self._max_header_block - len(self._header_block)
+        nul = end if self._nul_seen else data.find(NUL, pos, end)
+        if nul < 0:
+            nul = end
+        stuffed = self._stuffed
         field_name = _FIELD_NAME.match
-        check_nul = not self._nul_seen
+        current = self._field  # a field begun before these lines
+        unkept = pos  # where the bytes of `current` not yet in its `raw` begin
+        begun: bytes | None = None  # the name of a field begun among these lines, at `begun_at`
+        begun_at = longest = 0
         while True:
             nl = data.find(b"\n", pos, end)
             length = nl - 1 - pos
-            if length <= 0 or length > limit or data[nl - 1] != CR:
-                return pos
+            if length <= 0 or length > limit or data[nl - 1] != CR or nl > nul:
+                break
             first = data[pos]
-            if first == DOT and self._stuffed:
-                return pos
-            text = data[pos : nl - 1]
-            if check_nul and b"\x00" in text:
-                return pos
+            if first == DOT and stuffed:
+                break
             room -= length + 2
             if room < 0:
-                return pos
-            current = self._field
+                break
             if first in _FOLDING_WHITE_SPACE:
-                if current is None:
-                    return pos
-                current.raw += text
-                current.raw += CRLF
-                current.last_frame = frame
-                if length > current.longest:
-                    current.longest = length
+                if begun is not None:
+                    if length > longest:
+                        longest = length
+                elif current is not None:
+                    current.last_frame = frame
+                    if length > current.longest:
+                        current.longest = length
+                else:
+                    break
             else:
-                if current is not None:
+                if begun is not None:
+                    out.append(
+                        new_message_header(
+                            begun, data[begun_at:pos], base + begun_at, longest, frame, frame, ts
+                        )
+                    )
+                    begun = None
+                elif current is not None:
+                    current.raw += data[unkept:pos]
                     out.append(current.freeze())
-                    self._field = None
-                name = field_name(text)
+                    current = None
+                name = field_name(data, pos, nl - 1)
                 if name is None:
-                    return pos
-                self._field = current = _Field(name[1], base + pos, frame, ts, frame, length)
-                current.raw += text
-                current.raw += CRLF
-            self._prev_crlf = True
-            self._size += length + 2
-            block += text
-            block += CRLF
+                    break
+                begun = name[1]
+                begun_at = pos
+                longest = length
             pos = nl + 1
+        if begun is not None:
+            current = _Field(begun, base + begun_at, frame, ts, frame, longest)
+            current.raw += data[begun_at:pos]
+        elif current is not None:
+            current.raw += data[unkept:pos]
+        self._field = current
+        if pos > start:
+            self._prev_crlf = True
+            self._size += pos - start
+            self._header_block += data[start:pos]
+        return pos
 
     def _hand_on_field_if_over(self, out: list[Event]) -> None:
         """The next line has begun: unless it begins with white space (a continuation), the
@@ -561,14 +599,8 @@ class MessageScanner:
                 if length > TEXT_CONTENT_MAX:
                     self._line_done(length, self._line_offset, base + first)
             last = chunk.rfind(b"\n")
-            if last - first > TEXT_CONTENT_MAX:
-                # Whole lines lie between the first and last LF. A run of 999 non-LF octets (the
-                # shortest line that can be too long) covers one of these aligned windows.
-                window = _NO_LF_WINDOW.match
-                for k in range(first + 1, last - _WINDOW + 1, _WINDOW):
-                    if window(chunk, k) is not None:
-                        self._long_runs(chunk, first, last, base)
-                        break
+            if _may_hold_long_lines(chunk, first, last):
+                self._long_runs(chunk, first, last, base)
             run = n - last - 1
             self._run = run
             if run:
@@ -636,6 +668,12 @@ class MessageScanner:
             self._report(kind, detail, offset, frame, ts, count)
 
     # -- after a gap -----------------------------------------------------------------------
+
+    def _probing(self) -> bool:
+        """Whether a probe is still collecting its line. Asked after `_probe_bytes`, which may
+        end it: a plain `self._probe is not None` there would keep mypy's narrowing from the
+        test before the call, which mypyc compiles into a check that fails once it ended."""
+        return self._probe is not None
 
     def _probe_bytes(
         self,

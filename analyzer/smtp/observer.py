@@ -15,7 +15,6 @@ commands waiting for replies, and a few bytes of TLS record header.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from typing import Final
 
@@ -31,17 +30,17 @@ from .commands import (
 )
 from .events import (
     AnomalySeen,
-    BdatChunk,
     Command,
-    DataStart,
     Event,
     Gap,
     Reply,
     SmtpAnomaly,
-    StreamClosed,
     TlsStarted,
+    new_bdat_chunk,
     new_command,
+    new_data_start,
     new_reply,
+    new_stream_closed,
 )
 from .limits import (
     ANOMALY_REPORT_LIMIT,
@@ -52,12 +51,14 @@ from .limits import (
     MAX_PENDING_COMMANDS,
     REPLY_LINE_MAX,
 )
-from .lines import Line, LineReader
+from .lines import CR, NUL, Line, LineReader
 from .message import MessageScanner, Outcome
 from .replies import AssembledReply, ReplyAssembler, advertises
 from .state import (
     ENDS_CHUNKED_MESSAGE,
     GREETING_CODES,
+    NO_COMMAND_EFFECT,
+    NO_EFFECT,
     RESYNC_CODES,
     UNSOLICITED_CODES,
     ClientMode,
@@ -73,11 +74,17 @@ from .tls import TlsWalker
 C2S: Final = Direction.CLIENT_TO_SERVER
 S2C: Final = Direction.SERVER_TO_CLIENT
 
+COMMANDS: Final = ClientMode.COMMANDS
+MESSAGE: Final = ClientMode.MESSAGE
+CHUNK: Final = ClientMode.CHUNK
+TLS: Final = ClientMode.TLS
+RUNNING: Final = Outcome.RUNNING
+"""Enum members compared on every line, bound to module names: on Python 3.11 reading a member
+from its class costs several times as much as reading a global."""
+
 SASL_CHALLENGE: Final = 334
 """A server challenge in a SASL exchange; the client answers with one line (RFC 4954 §4)."""
 BARE_LF_TERMINATOR: Final = b"\n"
-_ODD_OCTET = re.compile(rb"[\r\x00]")
-"""A CR or NUL inside a line."""
 
 REPORTED_ONCE: Final = frozenset(
     {
@@ -111,6 +118,13 @@ class _Side:
         """Bytes were lost since this direction was last in step with the other."""
 
 
+def _advance(side: _Side, offset: int, marks: FrameMarks) -> None:
+    """`side` took the bytes of the run `marks` describes up to stream offset `offset`."""
+    side.next_offset = offset
+    side.last_frame, side.last_ts = marks.locate(offset - 1)
+    side.seen = True
+
+
 class SmtpObserver:
     """Guesses the SMTP state of one TCP connection from the bytes of both directions.
 
@@ -128,7 +142,7 @@ class SmtpObserver:
         self._client = _Side(self._max_line)
         self._server = _Side(self._max_line)
         self._replies = ReplyAssembler(self._max_line)
-        self._mode = ClientMode.COMMANDS
+        self._mode = COMMANDS
         self._pending: deque[Command] = deque()
         self._greeted = False
         self._extensions_known = False
@@ -169,7 +183,7 @@ class SmtpObserver:
     def feed(
         self,
         direction: Direction,
-        data: bytes,
+        data: bytes | bytearray | memoryview,
         *,
         offset: int,
         ts: float,
@@ -181,20 +195,20 @@ class SmtpObserver:
         `frame` and `ts` are those of the segment that carried `data[0]`; with `marks`, of
         each segment (then `frame` and `ts` are not used).
         """
+        if type(data) is not bytes:
+            data = bytes(data)  # a bytearray or memoryview: searched below as bytes
         if marks is not None and len(marks.offsets) > 1:
             return self._feed_run(direction, data, offset, marks)
         out: list[Event] = []
         self._out = out
         if not data:
             return out
-        if type(data) is not bytes:
-            data = bytes(data)  # a bytearray or memoryview: searched below as bytes
         client = direction == C2S
         message = self._message
         if (
             client
             and message is not None
-            and self._mode is ClientMode.MESSAGE
+            and self._mode is MESSAGE
             and self._message_started
             and offset == self._client.next_offset
             and not self._client.closed
@@ -205,7 +219,7 @@ class SmtpObserver:
             side.last_frame = frame
             side.last_ts = ts
             pos = message.consume(data, 0, len(data), offset, frame, ts, out)
-            if message.outcome is not Outcome.RUNNING:
+            if message.outcome is not RUNNING:
                 self._message_outcome(message, offset, pos, frame, ts)
                 self._client_bytes(data, offset, frame, ts, pos)
             return out
@@ -242,34 +256,23 @@ class SmtpObserver:
     def _feed_run(
         self, direction: Direction, data: bytes, offset: int, marks: FrameMarks
     ) -> list[Event]:
-        """Bytes several segments carried: the body of a message in one go, since only its rare
-        events need a frame (found through `marks`); everything else segment by segment."""
+        """Bytes several segments carried: message bodies, BDAT chunks and TLS records in one
+        go, since only their rare events need a frame (found through `marks`); everything else
+        segment by segment."""
         out: list[Event] = []
         offsets = marks.offsets
         last = len(offsets) - 1
         n = len(data)
-        client = direction == C2S
+        side = self._client if direction == C2S else self._server
         pos = i = 0
         while pos < n:
-            message = self._message
-            if (
-                client
-                and message is not None
-                and message.in_body
-                and self._mode is ClientMode.MESSAGE
-                and self._message_started
-                and offset + pos == self._client.next_offset
-                and not self._client.closed
-            ):
+            if offset + pos == side.next_offset and not side.closed:
                 self._out = out
-                pos = message.consume_body(data, pos, n, offset, marks, out)
-                side = self._client
-                side.next_offset = offset + pos
-                side.last_frame, side.last_ts = marks.locate(offset + pos - 1)
-                if message.outcome is not Outcome.RUNNING:
-                    self._message_outcome(message, offset, pos, side.last_frame, side.last_ts)
-                i = marks.index(offset + pos)
-                continue
+                stop = self._take_in_bulk(direction, data, pos, n, offset, marks)
+                if stop > pos:
+                    pos = stop
+                    i = marks.index(offset + pos)
+                    continue
             stop = offsets[i + 1] - offset if i < last else n
             out += self.feed(
                 direction,
@@ -282,6 +285,43 @@ class SmtpObserver:
             i += 1
         self._out = out
         return out
+
+    def _take_in_bulk(
+        self, direction: Direction, data: bytes, pos: int, end: int, base: int, marks: FrameMarks
+    ) -> int:
+        """Take the bytes at `data[pos:end]` (in step with the stream) that are message body,
+        BDAT chunk or TLS records, all at once; returns the position after them, `pos` when
+        the bytes there are none of these."""
+        if direction == S2C:
+            if not self.in_tls:
+                return pos
+            self._tls_bytes(S2C, data, pos, end, base, None, 0.0, marks)
+            _advance(self._server, base + end, marks)
+            return end
+        side = self._client
+        mode = self._mode
+        if mode is TLS:
+            self._tls_bytes(C2S, data, pos, end, base, None, 0.0, marks)
+            _advance(side, base + end, marks)
+            return end
+        message = self._message
+        if message is None or not message.in_body or not self._message_started:
+            return pos
+        if mode is MESSAGE:
+            stop = message.consume_body(data, pos, end, base, marks, self._out)
+            _advance(side, base + stop, marks)
+            if message.outcome is not RUNNING:
+                self._message_outcome(message, base, stop, side.last_frame, side.last_ts)
+            return stop
+        if mode is CHUNK and self._chunk_started:
+            stop = min(end, pos + self._chunk_left)
+            message.consume_body(data, pos, stop, base, marks, self._out)
+            _advance(side, base + stop, marks)
+            self._chunk_left -= stop - pos
+            if not self._chunk_left:
+                self._end_chunk(base + stop, side.last_frame, side.last_ts)
+            return stop
+        return pos
 
     def feed_gap(
         self,
@@ -313,7 +353,7 @@ class SmtpObserver:
         client = direction == C2S
         side = self._client if client else self._server
         side.closed = True
-        out.append(StreamClosed(C2S if client else S2C, reset, offset, frame, ts))
+        out.append(new_stream_closed(C2S if client else S2C, reset, offset, frame, ts))
         if client:
             self._flush_client(
                 frame,
@@ -394,9 +434,7 @@ class SmtpObserver:
     ) -> None:
         self._report(kind, S2C, detail, offset, frame, ts)
 
-    def _line_anomalies(
-        self, line: Line, direction: Direction, kind: SmtpAnomaly, limit: int
-    ) -> None:
+    def _line_anomalies(self, line: Line, direction: Direction, limit: int) -> None:
         """What is odd about a line as a line. Details never quote the line: it may be a secret."""
         content = line.content
         length = line.length
@@ -404,7 +442,8 @@ class SmtpObserver:
             line.terminator != BARE_LF_TERMINATOR
             and length < limit - 1
             and length == len(content)
-            and _ODD_OCTET.search(content) is None
+            and CR not in content
+            and NUL not in content
         ):
             return
         if line.terminator == BARE_LF_TERMINATOR:
@@ -416,11 +455,11 @@ class SmtpObserver:
                 line.frame,
                 line.ts,
             )
-        if b"\r" in content:
+        if CR in content:
             self._report(
                 SmtpAnomaly.BARE_CR, direction, "CR inside a line", line.offset, line.frame, line.ts
             )
-        if b"\x00" in content:
+        if NUL in content:
             self._report(
                 SmtpAnomaly.NUL_BYTE,
                 direction,
@@ -440,7 +479,9 @@ class SmtpObserver:
             )
         if line.wire_length > limit:
             self._report(
-                kind,
+                SmtpAnomaly.COMMAND_LINE_TOO_LONG
+                if direction is C2S
+                else SmtpAnomaly.REPLY_LINE_TOO_LONG,
                 direction,
                 f"line of {line.wire_length} octets (limit {limit})",
                 line.offset,
@@ -460,21 +501,21 @@ class SmtpObserver:
         reader = self._client.reader
         while pos < end:
             mode = self._mode
-            if mode is ClientMode.MESSAGE:
+            if mode is MESSAGE:
                 message = self._message
                 assert message is not None
                 if not self._message_started:
                     self._message_started = True
-                    self._out.append(DataStart(base + pos, frame, ts))
+                    self._out.append(new_data_start(base + pos, frame, ts))
                 pos = message.consume(data, pos, end, base, frame, ts, self._out)
-                if message.outcome is not Outcome.RUNNING:
+                if message.outcome is not RUNNING:
                     self._message_outcome(message, base, pos, frame, ts)
-            elif mode is ClientMode.COMMANDS:
+            elif mode is COMMANDS:
                 line, pos = reader.take(data, pos, end, base, frame, ts)
                 if line is None:
                     return
                 self._client_line(line)
-            elif mode is ClientMode.CHUNK:
+            elif mode is CHUNK:
                 pos = self._chunk_bytes(data, pos, end, base, frame, ts)
             else:
                 self._tls_bytes(C2S, data, pos, end, base, frame, ts)
@@ -502,7 +543,7 @@ class SmtpObserver:
         if (self._sasl_expected or self._auth is not None) and self._is_sasl_response(content):
             if self._sasl_expected:
                 self._sasl_expected -= 1
-            self._line_anomalies(line, C2S, SmtpAnomaly.COMMAND_LINE_TOO_LONG, AUTH_LINE_MAX)
+            self._line_anomalies(line, C2S, AUTH_LINE_MAX)
             return
         verb, args = split_command(content)
         known = verb in VERBS
@@ -535,12 +576,7 @@ class SmtpObserver:
         )
         out = self._out
         out.append(command)
-        self._line_anomalies(
-            line,
-            C2S,
-            SmtpAnomaly.COMMAND_LINE_TOO_LONG,
-            AUTH_LINE_MAX if verb == "AUTH" else COMMAND_LINE_MAX,
-        )
+        self._line_anomalies(line, C2S, AUTH_LINE_MAX if verb == "AUTH" else COMMAND_LINE_MAX)
         if masked:
             self._report(
                 SmtpAnomaly.MASKED_COMMAND,
@@ -584,7 +620,7 @@ class SmtpObserver:
         if len(pending) > MAX_PENDING_COMMANDS:
             pending.popleft()
         effect = command_effect(verb)
-        if effect is CommandEffect.NONE:
+        if effect is NO_COMMAND_EFFECT:
             return
         if effect is CommandEffect.SASL:
             self._auth = command
@@ -624,7 +660,7 @@ class SmtpObserver:
         self._message_offset = at
         self._data_command = command
         self._data_answered = answered
-        self._mode = ClientMode.MESSAGE
+        self._mode = MESSAGE
         partial = self._client.reader.detach()
         if partial is not None:
             data, offset, frame, ts = partial
@@ -646,10 +682,10 @@ class SmtpObserver:
         if message is None:
             return
         self._message = None
-        self._mode = ClientMode.COMMANDS
+        self._mode = COMMANDS
         out = self._out
         if not self._message_started:
-            out.append(DataStart(self._message_offset, frame, ts))
+            out.append(new_data_start(self._message_offset, frame, ts))
         self._message_started = False
         out.append(message.finish(complete, offset, frame, ts, out))
         if not complete:
@@ -691,7 +727,7 @@ class SmtpObserver:
         self._chunk_ts = line.end_ts
         self._chunk_started = False
         if size:
-            self._mode = ClientMode.CHUNK
+            self._mode = CHUNK
         else:
             self._end_chunk(at, line.last_frame, line.end_ts)
 
@@ -707,7 +743,7 @@ class SmtpObserver:
             self._chunk_ts = ts
         if not self._message_started:
             self._message_started = True
-            self._out.append(DataStart(base + pos, frame, ts))
+            self._out.append(new_data_start(base + pos, frame, ts))
         message.consume(data, pos, stop, base, frame, ts, self._out)
         self._chunk_left -= stop - pos
         if not self._chunk_left:
@@ -715,9 +751,9 @@ class SmtpObserver:
         return stop
 
     def _end_chunk(self, offset: int, frame: FrameRef | None, ts: float) -> None:
-        self._mode = ClientMode.COMMANDS
+        self._mode = COMMANDS
         self._out.append(
-            BdatChunk(
+            new_bdat_chunk(
                 self._chunk_size,
                 self._chunk_last,
                 self._chunk_offset,
@@ -744,7 +780,7 @@ class SmtpObserver:
             self._server_line(line)
 
     def _server_line(self, line: Line) -> None:
-        self._line_anomalies(line, S2C, SmtpAnomaly.REPLY_LINE_TOO_LONG, REPLY_LINE_MAX)
+        self._line_anomalies(line, S2C, REPLY_LINE_MAX)
         reply, oddity = self._replies.add(line)
         if oddity is not None:
             self._report(oddity[0], S2C, oddity[1], line.offset, line.frame, line.ts)
@@ -786,7 +822,7 @@ class SmtpObserver:
             self._emit_reply(assembled, None)
             return
         data_command = self._data_command
-        if self._mode is ClientMode.MESSAGE and data_command is not None:
+        if self._mode is MESSAGE and data_command is not None:
             if code == 354 and not self._data_answered:
                 self._data_answered = True
                 self._emit_reply(assembled, data_command)
@@ -825,7 +861,7 @@ class SmtpObserver:
             return
         verb = command.verb
         effect = reply_effect(verb, code)
-        if effect is Effect.NONE:
+        if effect is NO_EFFECT:
             return
         if effect is Effect.START_MESSAGE:
             if pending and pending[0] is command:
@@ -906,7 +942,7 @@ class SmtpObserver:
 
     def _start_tls(self, reply: Reply, server_offset: int) -> None:
         self.in_tls = True
-        self._mode = ClientMode.TLS
+        self._mode = TLS
         self._pending.clear()
         self._auth = None
         self._walkers = {
@@ -933,11 +969,12 @@ class SmtpObserver:
         base: int,
         frame: FrameRef | None,
         ts: float,
+        marks: FrameMarks | None = None,
     ) -> None:
         self.tls_bytes[direction] += end - pos
         walker = self._walkers.get(direction)
         if walker is not None:  # None only after feed_eof
-            walker.feed(data, pos, end, base, frame, ts, self._out)
+            walker.feed(data, pos, end, base, frame, ts, self._out, marks)
 
     # -- gaps and ends --------------------------------------------------------------------
 
@@ -961,13 +998,13 @@ class SmtpObserver:
             side.gap = True
             return
         mode = self._mode
-        if mode is ClientMode.MESSAGE:
+        if mode is MESSAGE:
             assert self._message is not None
             if not self._message_started:
                 self._message_started = True
-                self._out.append(DataStart(self._message_offset, frame, ts))
+                self._out.append(new_data_start(self._message_offset, frame, ts))
             self._message.gap(offset, length, frame, ts, self._out)
-        elif mode is ClientMode.CHUNK:
+        elif mode is CHUNK:
             assert self._message is not None
             if length < self._chunk_left:
                 self._chunk_left -= length
@@ -987,7 +1024,7 @@ class SmtpObserver:
 
     def _flush_client(self, frame: FrameRef | None, ts: float, reason: str) -> None:
         mode = self._mode
-        if mode is ClientMode.COMMANDS:
+        if mode is COMMANDS:
             line = self._client.reader.flush(frame, ts)
             if line is not None:
                 self._client_line(line)

@@ -22,7 +22,7 @@ MULTILINE_MARK: Final = 0x2D
 LAST_LINE_MARK: Final = 0x20
 """SP after the code: the last line of the reply (RFC 5321 §4.2.1)."""
 
-_ENHANCED = re.compile(rb"#?([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+_ENHANCED: Final = re.compile(rb"#?([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 """`class.subject.detail` at the start of reply text (RFC 3463 §2, RFC 2034 §4); Cisco's
 inspection writes it after a `#` (`500 #5.5.1 command not recognized`)."""
 
@@ -73,6 +73,8 @@ class _Partial:
     ts: float
     last_frame: FrameRef | None
     end_ts: float
+    head: bytes = b""
+    """The code as its first line spelled it (`250`), b'' for a malformed line."""
     lines: list[bytes] = field(default_factory=list)
     raw: bytearray = field(default_factory=bytearray)
     dropped: int = 0
@@ -121,7 +123,8 @@ class ReplyAssembler:
     def add(self, line: Line) -> tuple[AssembledReply | None, Oddity | None]:
         """Take one line; returns the reply it completes (if any) and what was odd about it."""
         content = line.content
-        if self._partial is None:
+        partial = self._partial
+        if partial is None:
             # A one-line reply, the common case: no assembly needed. The test is
             # `parse_reply_line`'s, spelled out (`bytes.isdigit` is true for ASCII digits only).
             head = content[:REPLY_CODE_LEN]
@@ -144,8 +147,16 @@ class ReplyAssembler:
                     ),
                     None,
                 )
+        elif (
+            content[:REPLY_CODE_LEN] == partial.head
+            and len(content) > REPLY_CODE_LEN
+            and content[REPLY_CODE_LEN] == MULTILINE_MARK
+        ):
+            # A line inside a multi-line reply, with the reply's code: `parse_reply_line` would
+            # find just that.
+            partial.add(content[REPLY_CODE_LEN + 1 :], line, self._max_bytes)
+            return None, None
         parsed = parse_reply_line(content)
-        partial = self._partial
         oddity: Oddity | None = None
         if partial is None:
             if parsed.code is None:
@@ -153,7 +164,15 @@ class ReplyAssembler:
                 partial = _Partial(0, line.offset, line.frame, line.ts, line.frame, line.ts)
                 partial.add(parsed.text, line, self._max_bytes)
                 return partial.freeze(), oddity
-            partial = _Partial(parsed.code, line.offset, line.frame, line.ts, line.frame, line.ts)
+            partial = _Partial(
+                parsed.code,
+                line.offset,
+                line.frame,
+                line.ts,
+                line.frame,
+                line.ts,
+                content[:REPLY_CODE_LEN],
+            )
         elif parsed.code is None:
             oddity = (
                 SmtpAnomaly.MALFORMED_REPLY,

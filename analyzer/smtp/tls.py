@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-from analyzer._common import FrameRef
+from analyzer._common import FrameMarks, FrameRef
 
 from .events import Event, SmtpAnomaly, TlsClientHello
 from .limits import COMMAND_LINE_MAX, TLS_RECORD_HEADER_LEN, TLS_RECORD_MAX
@@ -29,8 +29,8 @@ VERSION_MINOR_MAX: Final = 4
 HELLO_PREFIX_LEN: Final = 3
 """Type and version: enough to recognise a handshake record."""
 
-_COMMAND_LINE = re.compile(rb"[A-Za-z]{3,12}(?:[ \t][\x20-\x7e]*)?\r?\n")
-_REPLY_LINE = re.compile(rb"[2-5][0-9][0-9](?:[ -][\x20-\x7e]*)?\r?\n")
+_COMMAND_LINE: Final = re.compile(rb"[A-Za-z]{3,12}(?:[ \t][\x20-\x7e]*)?\r?\n")
+_REPLY_LINE: Final = re.compile(rb"[2-5][0-9][0-9](?:[ -][\x20-\x7e]*)?\r?\n")
 
 Report = Callable[[SmtpAnomaly, str, int, "FrameRef | None", float], None]
 
@@ -76,8 +76,10 @@ class TlsWalker:
         frame: FrameRef | None,
         ts: float,
         out: list[Event],
+        marks: FrameMarks | None = None,
     ) -> None:
-        """Read `data[pos:end]`; `base` is the stream offset of data[0]."""
+        """Read `data[pos:end]`; `base` is the stream offset of data[0]. `frame` and `ts` are
+        those of the segment that carried `data[pos]`; with `marks`, of each segment."""
         while pos < end and not self._done:
             if self._probe is not None:
                 pos = self._probe_line(data, pos, end)
@@ -90,6 +92,8 @@ class TlsWalker:
             header = self._header
             if not header:
                 self._offset = base + pos
+                if marks is not None:
+                    frame, ts = marks.locate(base + pos)
                 self._start_frame = frame
                 self._start_ts = ts
             need = TLS_RECORD_HEADER_LEN - len(header)

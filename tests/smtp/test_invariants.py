@@ -314,3 +314,37 @@ def test_a_message_body_handed_on_as_one_run_is_seen_as_its_segments(
     ]
     cuts = cut_points(draw, steps)
     assert play_segments(steps, cuts, as_runs=True) == play_segments(steps, cuts, as_runs=False)
+
+
+def tls_record(content_type: int, payload: bytes) -> bytes:
+    return bytes([content_type, 3, 3]) + len(payload).to_bytes(2, "big") + payload
+
+
+tls_octets = st.lists(
+    st.one_of(
+        st.builds(tls_record, st.sampled_from([22, 23]), st.binary(max_size=60)),
+        st.binary(max_size=8),
+        st.just(b"250 cleartext\r\n"),
+    ),
+    max_size=8,
+).map(b"".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body_octets, tls_octets, tls_octets, st.data())
+def test_bdat_chunks_and_tls_records_handed_on_as_one_run_are_seen_as_their_segments(
+    body: bytes, client_tls: bytes, server_tls: bytes, draw: st.DataObject
+) -> None:
+    chunk = b"Subject: x\r\n\r\n" + body
+    steps: list[Step] = [
+        Send(S, b"220 mx\r\n"),
+        Send(C, b"EHLO x\r\n"),
+        Send(S, b"250-mx\r\n250 CHUNKING\r\n"),
+        Send(C, b"BDAT %d\r\n%sBDAT 3 LAST\r\nabcSTARTTLS\r\n" % (len(chunk), chunk)),
+        Send(S, b"250 ok\r\n250 ok\r\n220 go\r\n"),
+        Send(C, b"\x16\x03\x01" + client_tls),
+        Send(S, server_tls),
+        Send(C, client_tls),
+    ]
+    cuts = cut_points(draw, steps)
+    assert play_segments(steps, cuts, as_runs=True) == play_segments(steps, cuts, as_runs=False)

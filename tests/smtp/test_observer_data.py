@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from analyzer._common import FrameRef
 from analyzer.smtp import SmtpObserver
@@ -19,6 +21,7 @@ from analyzer.smtp.events import (
     SmtpAnomaly,
     StreamClosed,
 )
+from analyzer.smtp.message import TEXT_CONTENT_MAX, _may_hold_long_lines
 
 from .dialogue import C, Dialogue, S, kinds, run
 
@@ -380,3 +383,10 @@ def test_a_ten_megabyte_message_keeps_memory_bounded() -> None:
     (end,) = d.of(DataEnd)
     assert end.complete and end.size == len(HEADERS) + 2 + len(chunk) * (10_000_000 // len(chunk))
     assert not any(isinstance(e, AnomalySeen) for e in d.events)
+
+
+@given(st.lists(st.integers(0, 2100), min_size=1, max_size=12))
+def test_the_long_line_precheck_misses_no_line_over_the_limit(lengths: list[int]) -> None:
+    data = b"\n" + b"".join(b"x" * n + b"\n" for n in lengths)
+    wide = any(n > TEXT_CONTENT_MAX for n in lengths)
+    assert _may_hold_long_lines(data, 0, len(data) - 1) == wide

@@ -247,6 +247,6 @@ def test_a_hostile_endless_reply_keeps_memory_bounded() -> None:
 
 def test_bytes_like_input_is_read_like_bytes() -> None:
     d = opened()
-    events = d.observer.feed(C, memoryview(b"NOOP\r\n"), offset=8, ts=1.0, frame=None)  # type: ignore[arg-type]
-    events += d.observer.feed(C, bytearray(b"QUIT\r\n"), offset=14, ts=1.0, frame=None)  # type: ignore[arg-type]
+    events = d.observer.feed(C, memoryview(b"NOOP\r\n"), offset=8, ts=1.0, frame=None)
+    events += d.observer.feed(C, bytearray(b"QUIT\r\n"), offset=14, ts=1.0, frame=None)
     assert [c.verb for c in events if isinstance(c, Command)] == ["NOOP", "QUIT"]
