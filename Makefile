@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench system-deps lab-deps clean
+.PHONY: demo test lint typecheck unit unit-compiled compiled pure bench system-deps lab-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,9 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-## ruff, mypy and the whole test suite (installs system packages first when run as root).
-test: system-deps $(STAMP) lab-deps lint typecheck unit
+## ruff, mypy and the whole test suite (installs system packages first when run as root), then
+## the suite again on the compiled build.
+test: system-deps $(STAMP) lab-deps lint typecheck unit unit-compiled
 
 lab-deps: $(STAMP)
 	VENV=$(VENV) ./scripts/lab-deps.sh
@@ -31,14 +32,30 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy analyzer
 
-unit: $(STAMP)
+unit: $(STAMP) pure
 	$(BIN)/pytest -q
 
-## Speed and memory against tshark on large generated captures (see benchmarks/README.md).
-bench: $(STAMP)
-	$(BIN)/python -m compileall -q analyzer  # timed runs should not compile the sources
-	$(BIN)/python benchmarks/run.py
-	$(BIN)/python benchmarks/correlate_scale.py
+## The optional compiled build (setup.py): the hot modules compiled with mypyc, in place.
+compiled: $(STAMP)
+	SMTPFW_USE_MYPYC=1 $(BIN)/python setup.py -q build_ext --inplace >/dev/null
 
-clean:
+## Back to pure Python: a compiled module left beside an edited source would shadow it.
+pure:
+	rm -rf build
+	find analyzer -name '*.so' -delete
+
+## The suite again on the compiled build (the lab's real traffic aside); pure Python afterwards.
+unit-compiled: compiled
+	$(BIN)/pytest -q -p no:cacheprovider --compiled -m "not lab" || { $(MAKE) -s pure; exit 1; }
+	$(MAKE) -s pure
+
+## Speed and memory against tshark on large generated captures (see benchmarks/README.md).
+## Times the compiled build (`make compiled`), then goes back to pure Python.
+bench: $(STAMP) compiled
+	$(BIN)/python -m compileall -q analyzer  # timed runs should not compile the sources
+	$(BIN)/python benchmarks/run.py || { $(MAKE) -s pure; exit 1; }
+	$(BIN)/python benchmarks/correlate_scale.py || { $(MAKE) -s pure; exit 1; }
+	$(MAKE) -s pure
+
+clean: pure
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

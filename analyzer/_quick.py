@@ -26,6 +26,10 @@ def quick_constructor(cls: Callable[P, T]) -> Callable[P, T]:
     """A function that makes `cls(...)` from the same arguments, faster (see the module)."""
     if not isinstance(cls, type) or not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
+    if "__mypyc_attrs__" in cls.__dict__:
+        # Defined in a module compiled by mypyc: a native class, whose instances cannot change
+        # `__class__` and keep their fields in C structs, not slots. The class is the constructor.
+        return cast(Callable[P, T], cls)
     params = getattr(cls, "__dataclass_params__", None)
     slots: tuple[str, ...] = cls.__dict__.get("__slots__", ())
     fields = dataclasses.fields(cls)

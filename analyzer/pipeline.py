@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 from analyzer._common import Anomaly, Direction
 from analyzer.capture import Capture, CaptureFile, CaptureStats, open_capture
@@ -54,17 +54,17 @@ from analyzer.smtp import (
 )
 from analyzer.tunnel import PreambleSkipper, is_connect_request
 
-MAIL_PORTS = frozenset({25, 587, 2525})
+MAIL_PORTS: Final = frozenset({25, 587, 2525})
 """Cleartext mail ports: 25 (relay, RFC 5321), 587 (submission, RFC 6409), 2525 (common spare).
 Flows on these ports are SMTP even when their first bytes do not say so (a capture that starts
 in the middle of a message). 465 is implicit TLS (RFC 8314) and is never parsed as lines."""
 
-SNIFF_BYTES = 64
+SNIFF_BYTES: Final = 64
 """Bytes of each direction looked at before deciding that a flow on another port is not SMTP."""
 
 PathLike = str | os.PathLike[str]
 
-YOUNG_COLLECTION_THRESHOLD = 200_000
+YOUNG_COLLECTION_THRESHOLD: Final = 200_000
 """Allocations between two collections of the youngest generation while a capture is read.
 
 Reading allocates and frees a few short-lived objects per packet. At the default threshold
@@ -131,7 +131,9 @@ class _SessionSink:
             state.streams = StreamPair()
         self.flows[flow.index] = state
 
-    def _sniff(self, state: _Flow, data: StreamData) -> None:
+    def _sniff(self, state: _Flow, data: StreamData) -> bool | None:
+        """Look at the first bytes of a flow not yet known to be SMTP; returns (and records in
+        `state.smtp`) True when it is, False when it is not, None when still undecided."""
         seen = state.sniffed.get(data.direction, b"") + data.data[:SNIFF_BYTES]
         state.sniffed[data.direction] = seen
         if data.direction is Direction.SERVER_TO_CLIENT:
@@ -146,6 +148,7 @@ class _SessionSink:
             del self.flows[state.info.index]
             if self.table is not None:
                 self.table.ignore(state.info)
+        return state.smtp
 
     def on_data(self, flow: FlowInfo, data: StreamData) -> None:
         state = self.flows.get(flow.index)
@@ -175,10 +178,10 @@ class _SessionSink:
             if not payload:
                 return
             data = StreamData(data.direction, offset, payload, data.frame, data.ts)
-        if state.smtp is None:
-            self._sniff(state, data)
-            if state.smtp is False:
-                return
+        # The decision comes back from `_sniff`: testing `state.smtp` again here would keep
+        # mypy's narrowing to None, which mypyc compiles into a check that fails on a bool.
+        if state.smtp is None and self._sniff(state, data) is False:
+            return
         if state.streams is not None:
             record = state.streams.of(data.direction)
             for piece in data.pieces():
@@ -290,12 +293,12 @@ def iter_sessions(
         yield finished.popleft()
 
 
-END_POSITION = 1 << 62
+END_POSITION: Final = 1 << 62
 """A position after every record of every file: where `FlowTable.finish` closes what is left."""
-FRAME_BITS = 40
+FRAME_BITS: Final = 40
 """A record's position is `file_no << FRAME_BITS | frame_no`: file number, then frame number
 (files of up to 2**40 records)."""
-PROGRESS_INTERVAL = 0.01
+PROGRESS_INTERVAL: Final = 0.01
 """Seconds of capture time after which a shard reader reports how far it got, even while it
 reads only other shards' segments."""
 
@@ -434,12 +437,12 @@ def read_sessions(
 
 
 class Role:
-    CLIENT_SIDE = "client-side"
-    SERVER_SIDE = "server-side"
-    SINGLE = "single"
+    CLIENT_SIDE: Final = "client-side"
+    SERVER_SIDE: Final = "server-side"
+    SINGLE: Final = "single"
 
 
-CAPTURE_IDS = {Role.CLIENT_SIDE: "client", Role.SERVER_SIDE: "server", Role.SINGLE: "single"}
+CAPTURE_IDS: Final = {Role.CLIENT_SIDE: "client", Role.SERVER_SIDE: "server", Role.SINGLE: "single"}
 """Capture ids used in session ids (`client#3`) and evidence."""
 
 

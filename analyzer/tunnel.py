@@ -8,11 +8,12 @@ hands on only the tunnelled bytes (with their true stream offsets). It knows not
 from __future__ import annotations
 
 import re
+from typing import Final
 
-CONNECT_REQUEST = re.compile(rb"CONNECT [^\r\n ]+ ")
+CONNECT_REQUEST: Final = re.compile(rb"CONNECT [^\r\n ]+ ")
 """RFC 9110 §9.3.6: `CONNECT authority HTTP/x.y`."""
-HEADER_END = b"\r\n\r\n"
-MAX_PREAMBLE = 16 * 1024
+HEADER_END: Final = b"\r\n\r\n"
+MAX_PREAMBLE: Final = 16 * 1024
 """Longest request or response head skipped; beyond it the flow is taken as it is."""
 
 

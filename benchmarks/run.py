@@ -128,6 +128,13 @@ def smtpfw_argv() -> list[str]:
     return [sys.executable, "-m", "analyzer"]
 
 
+def smtpfw_build() -> str:
+    """Which build of smtpfw this interpreter runs: "compiled" (`make compiled`) or "pure"."""
+    probe = "import analyzer.smtp.observer as m; print(m.__file__)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    return "compiled" if out.stdout.strip().endswith(".so") else "pure"
+
+
 def tshark_version(tshark: str) -> str:
     try:
         out = subprocess.run([tshark, "--version"], capture_output=True, text=True, check=False)
@@ -394,7 +401,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"tshark: {tshark_version(tshark) if tshark else 'not used'}")
     cpus = os.cpu_count() or 1
     load_before = os.getloadavg()[0]
-    print(f"machine: {cpus} CPUs, {platform.machine()}, Python {platform.python_version()}")
+    print(
+        f"machine: {cpus} CPUs, {platform.machine()}, Python {platform.python_version()}; "
+        f"smtpfw build: {smtpfw_build()}"
+    )
 
     rows = [bench_one(gen, label, args, tshark) for label in labels]
     load_after = os.getloadavg()[0]
@@ -427,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "load_average": [round(load_before, 2), round(load_after, 2)],
         },
         "smtpfw_command": smtpfw_argv(),
+        "smtpfw_build": smtpfw_build(),
         "tshark_args": list(TSHARK_ARGS),
         "runs": rows,
         "memory": memory,

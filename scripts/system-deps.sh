@@ -3,8 +3,8 @@
 # nothing when everything is present; never fails the build when not root (the tests that need
 # a missing piece then say which).
 set -euo pipefail
-PACKAGES=(python3 python3-venv python3-pip make tshark tcpdump iproute2 iptables openssl
-          postfix swaks libnetfilter-queue-dev chromium)
+PACKAGES=(python3 python3-venv python3-pip python3-dev gcc libc6-dev make tshark tcpdump iproute2
+          iptables openssl postfix swaks libnetfilter-queue-dev chromium)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

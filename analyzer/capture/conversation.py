@@ -17,13 +17,14 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass
+from typing import Final
 
-_PORTS = struct.Struct("!HH")
+_PORTS: Final = struct.Struct("!HH")
 
-SHARD_MULTIPLIER = 0x9E3779B1
+SHARD_MULTIPLIER: Final = 0x9E3779B1
 """Knuth's multiplicative hash constant (2**32 / golden ratio): spreads near-equal port numbers."""
-_MASK32 = (1 << 32) - 1
-_MASK64 = (1 << 64) - 1
+_MASK32: Final = (1 << 32) - 1
+_MASK64: Final = (1 << 64) - 1
 
 
 @dataclass(frozen=True, slots=True)

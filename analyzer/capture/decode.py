@@ -27,7 +27,7 @@ import dataclasses
 import socket
 import struct
 from collections.abc import Callable
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 from analyzer._common import FrameRef
 from analyzer._quick import quick_constructor
@@ -37,17 +37,17 @@ from analyzer.capture.segment import CaptureAnomaly, Segment
 from analyzer.capture.stats import CaptureStats
 
 # Link-layer header types, https://www.tcpdump.org/linktypes.html
-LINKTYPE_NULL = 0
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW = 101
-LINKTYPE_RAW_DLT = (12, 14)
+LINKTYPE_NULL: Final = 0
+LINKTYPE_ETHERNET: Final = 1
+LINKTYPE_RAW: Final = 101
+LINKTYPE_RAW_DLT: Final = (12, 14)
 """DLT_RAW as some systems write it into files (12 most BSDs, 14 OpenBSD); both mean raw IP."""
-LINKTYPE_LOOP = 108
-LINKTYPE_LINUX_SLL = 113
-LINKTYPE_IPV4 = 228
-LINKTYPE_IPV6 = 229
-LINKTYPE_LINUX_SLL2 = 276
-SUPPORTED_LINK_TYPES = frozenset(
+LINKTYPE_LOOP: Final = 108
+LINKTYPE_LINUX_SLL: Final = 113
+LINKTYPE_IPV4: Final = 228
+LINKTYPE_IPV6: Final = 229
+LINKTYPE_LINUX_SLL2: Final = 276
+SUPPORTED_LINK_TYPES: Final = frozenset(
     {
         LINKTYPE_NULL,
         LINKTYPE_ETHERNET,
@@ -62,92 +62,92 @@ SUPPORTED_LINK_TYPES = frozenset(
 )
 
 # Ethernet II (IEEE 802.3 clause 3.2.6): dst(6) src(6) type(2).
-ETH_HEADER_LEN = 14
-ETH_SRC_OFFSET = 6
-ETH_TYPE_OFFSET = 12
-MAC_LEN = 6
-ETHERTYPE_IPV4 = 0x0800
+ETH_HEADER_LEN: Final = 14
+ETH_SRC_OFFSET: Final = 6
+ETH_TYPE_OFFSET: Final = 12
+MAC_LEN: Final = 6
+ETHERTYPE_IPV4: Final = 0x0800
 """RFC 894."""
-ETHERTYPE_IPV6 = 0x86DD
+ETHERTYPE_IPV6: Final = 0x86DD
 """RFC 2464 §3."""
-VLAN_TPIDS = frozenset({0x8100, 0x88A8, 0x9100})
+VLAN_TPIDS: Final = frozenset({0x8100, 0x88A8, 0x9100})
 """802.1Q C-tag, 802.1ad S-tag, and the pre-standard QinQ TPID."""
-VLAN_TAG_LEN = 4
+VLAN_TAG_LEN: Final = 4
 """TCI(2) then the inner EtherType(2) (IEEE 802.1Q §9.3)."""
 
 # LINKTYPE_LINUX_SLL: packet type(2) ARPHRD(2) address length(2) address(8) protocol(2).
-SLL_HEADER_LEN = 16
-SLL_ADDR_LEN_OFFSET = 4
-SLL_ADDR_OFFSET = 6
-SLL_PROTOCOL_OFFSET = 14
+SLL_HEADER_LEN: Final = 16
+SLL_ADDR_LEN_OFFSET: Final = 4
+SLL_ADDR_OFFSET: Final = 6
+SLL_PROTOCOL_OFFSET: Final = 14
 # LINKTYPE_LINUX_SLL2: protocol(2) reserved(2) ifindex(4) ARPHRD(2) packet type(1)
 # address length(1) address(8).
-SLL2_HEADER_LEN = 20
-SLL2_PROTOCOL_OFFSET = 0
-SLL2_ADDR_LEN_OFFSET = 11
-SLL2_ADDR_OFFSET = 12
+SLL2_HEADER_LEN: Final = 20
+SLL2_PROTOCOL_OFFSET: Final = 0
+SLL2_ADDR_LEN_OFFSET: Final = 11
+SLL2_ADDR_OFFSET: Final = 12
 
 # LINKTYPE_NULL (host byte order) and LINKTYPE_LOOP (network byte order): a 4-byte AF_ value.
-NULL_HEADER_LEN = 4
-BSD_AF_INET = 2
-BSD_AF_INET6 = frozenset({24, 28, 30})
+NULL_HEADER_LEN: Final = 4
+BSD_AF_INET: Final = 2
+BSD_AF_INET6: Final = frozenset({24, 28, 30})
 """AF_INET6 on NetBSD/OpenBSD/BSD/OS (24), FreeBSD/DragonFly (28), macOS (30)."""
 
 # IPv4, RFC 791 §3.1.
-IPV4_MIN_HEADER_LEN = 20
-IPV4_ADDRS_OFFSET = 12
+IPV4_MIN_HEADER_LEN: Final = 20
+IPV4_ADDRS_OFFSET: Final = 12
 """Source then destination address, 4 bytes each."""
-IPV4_MORE_FRAGMENTS = 0x2000
-IPV4_FRAGMENT_OFFSET_MASK = 0x1FFF
-IPV4_FRAGMENT_BITS = IPV4_MORE_FRAGMENTS | IPV4_FRAGMENT_OFFSET_MASK
-FRAGMENT_UNIT = 8
+IPV4_MORE_FRAGMENTS: Final = 0x2000
+IPV4_FRAGMENT_OFFSET_MASK: Final = 0x1FFF
+IPV4_FRAGMENT_BITS: Final = IPV4_MORE_FRAGMENTS | IPV4_FRAGMENT_OFFSET_MASK
+FRAGMENT_UNIT: Final = 8
 """Fragment offsets count 8-byte units (RFC 791 §3.1, RFC 8200 §4.5)."""
 
 # IPv6, RFC 8200 §3 and §4.
-IPV6_HEADER_LEN = 40
-IPV6_ADDRS_OFFSET = 8
+IPV6_HEADER_LEN: Final = 40
+IPV6_ADDRS_OFFSET: Final = 8
 """Source then destination address, 16 bytes each."""
-IPPROTO_HOPOPTS = 0
-IPPROTO_TCP = 6
-IPPROTO_ROUTING = 43
-IPPROTO_FRAGMENT = 44
-IPPROTO_AH = 51
-IPPROTO_DSTOPTS = 60
-IPV6_LENGTH_IN_8_OCTETS = frozenset({IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS})
+IPPROTO_HOPOPTS: Final = 0
+IPPROTO_TCP: Final = 6
+IPPROTO_ROUTING: Final = 43
+IPPROTO_FRAGMENT: Final = 44
+IPPROTO_AH: Final = 51
+IPPROTO_DSTOPTS: Final = 60
+IPV6_LENGTH_IN_8_OCTETS: Final = frozenset({IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_DSTOPTS})
 """Extension headers whose length byte counts 8-octet units beyond the first 8 (§4.3-4.6)."""
-IPV6_FRAGMENT_HEADER_LEN = 8
-IPV6_FRAGMENT_OFFSET_MASK = 0xFFF8
+IPV6_FRAGMENT_HEADER_LEN: Final = 8
+IPV6_FRAGMENT_OFFSET_MASK: Final = 0xFFF8
 """Offset in 8-octet units in the upper 13 bits, i.e. already a byte count when masked."""
-IPV6_MORE_FRAGMENTS = 0x0001
+IPV6_MORE_FRAGMENTS: Final = 0x0001
 
 # TCP, RFC 9293 §3.1; options RFC 9293 §3.2 (MSS) and RFC 7323 §2.2 (WS), §3.2 (TS).
-TCP_MIN_HEADER_LEN = 20
-TCPOPT_EOL = 0
-TCPOPT_NOP = 1
-TCPOPT_MSS = 2
-TCPOPT_MSS_LEN = 4
-TCPOPT_WSCALE = 3
-TCPOPT_WSCALE_LEN = 3
-TCPOPT_TIMESTAMP = 8
-TCPOPT_TIMESTAMP_LEN = 10
-TS_ONLY_OPTIONS = bytes((TCPOPT_NOP, TCPOPT_NOP, TCPOPT_TIMESTAMP, TCPOPT_TIMESTAMP_LEN))
+TCP_MIN_HEADER_LEN: Final = 20
+TCPOPT_EOL: Final = 0
+TCPOPT_NOP: Final = 1
+TCPOPT_MSS: Final = 2
+TCPOPT_MSS_LEN: Final = 4
+TCPOPT_WSCALE: Final = 3
+TCPOPT_WSCALE_LEN: Final = 3
+TCPOPT_TIMESTAMP: Final = 8
+TCPOPT_TIMESTAMP_LEN: Final = 10
+TS_ONLY_OPTIONS: Final = bytes((TCPOPT_NOP, TCPOPT_NOP, TCPOPT_TIMESTAMP, TCPOPT_TIMESTAMP_LEN))
 """The usual 12 option bytes of a data segment: NOP NOP TS (RFC 7323 Appendix A)."""
 
-ADDRESS_CACHE_SIZE = 4096
+ADDRESS_CACHE_SIZE: Final = 4096
 """Address pairs kept as text; the cache is emptied when it grows past this."""
 
-_U16 = struct.Struct("!H").unpack_from
-_U32 = struct.Struct("!I").unpack_from
-_U32_LE = struct.Struct("<I").unpack_from
-_IPV4 = struct.Struct("!BxHHHBB").unpack_from
+_U16: Final = struct.Struct("!H").unpack_from
+_U32: Final = struct.Struct("!I").unpack_from
+_U32_LE: Final = struct.Struct("<I").unpack_from
+_IPV4: Final = struct.Struct("!BxHHHBB").unpack_from
 """version/IHL, total length, identification, flags/fragment offset, TTL, protocol."""
-_IPV6 = struct.Struct("!IHBB").unpack_from
+_IPV6: Final = struct.Struct("!IHBB").unpack_from
 """version/class/flow, payload length, next header, hop limit."""
-_IPV6_FRAGMENT = struct.Struct("!BxHI").unpack_from
+_IPV6_FRAGMENT: Final = struct.Struct("!BxHI").unpack_from
 """next header, offset/flags, identification."""
-_TCP = struct.Struct("!HHIIBBH").unpack_from
+_TCP: Final = struct.Struct("!HHIIBBH").unpack_from
 """source port, destination port, seq, ack, data offset, flags, window."""
-_TS = struct.Struct("!II").unpack_from
+_TS: Final = struct.Struct("!II").unpack_from
 
 Take: TypeAlias = Callable[
     [bytes, float, int, int, int, int, int, bytes, int, int, "int | None", "bytes | None"], bool
@@ -573,7 +573,7 @@ def _cite(frames: tuple[FrameRef, ...]) -> tuple[FrameRef, ...]:
 # the slots through their descriptors builds the identical object in well under half the time.
 # The same is done for the FrameRef of each segment.
 
-SEGMENT_FIELDS = (
+SEGMENT_FIELDS: Final = (
     "frame",
     "ts",
     "src",
@@ -599,7 +599,7 @@ SEGMENT_FIELDS = (
 if tuple(f.name for f in dataclasses.fields(Segment)) != SEGMENT_FIELDS:  # pragma: no cover
     raise TypeError("Segment's fields changed: update SEGMENT_FIELDS and new_segment")
 
-_new = object.__new__
+_new: Final = object.__new__
 (
     _set_frame,
     _set_ts,
@@ -623,7 +623,7 @@ _new = object.__new__
 ) = (getattr(Segment, name).__set__ for name in SEGMENT_FIELDS)
 
 
-new_frame_ref = quick_constructor(FrameRef)
+new_frame_ref: Final = quick_constructor(FrameRef)
 """`FrameRef(capture_id, frame_no, file_no)`, made faster (one per packet with payload)."""
 
 

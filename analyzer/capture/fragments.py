@@ -11,23 +11,24 @@ Knows nothing about link layers or TCP; the caller parses headers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 from analyzer._common import FrameRef
 from analyzer.capture.segment import CaptureAnomaly
 from analyzer.capture.stats import CaptureStats
 
-MAX_DATAGRAM_LEN = 65535
+MAX_DATAGRAM_LEN: Final = 65535
 """Largest IP payload fragments may build: 16-bit length fields (RFC 791 §3.1, RFC 8200 §4.5)."""
-FRAGMENT_TIMEOUT = 60.0
+FRAGMENT_TIMEOUT: Final = 60.0
 """Seconds of capture time after the first fragment before giving up (RFC 8200 §4.5: 60 s)."""
 MAX_PENDING_DATAGRAMS = 1024
 """Datagrams rebuilt at once; the oldest is given up to make room."""
 MAX_PENDING_BYTES = 32 * 1024 * 1024
 """Bytes held for datagrams being rebuilt, counting `PER_FRAGMENT_OVERHEAD` per fragment."""
-PER_FRAGMENT_OVERHEAD = 64
-MAX_FRAGMENTS_PER_DATAGRAM = 1024
+PER_FRAGMENT_OVERHEAD: Final = 64
+MAX_FRAGMENTS_PER_DATAGRAM: Final = 1024
 """More pieces than this for one datagram is taken as an attack; the datagram is given up."""
-MAX_FRAMES_CITED = 16
+MAX_FRAMES_CITED: Final = 16
 """Frames listed in one anomaly; the count is in its detail."""
 
 FragmentKey = tuple[int, bytes, bytes, int]

@@ -21,6 +21,7 @@ import struct
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from analyzer.capture.conversation import SHARD_MULTIPLIER
 from analyzer.capture.decode import (
@@ -40,42 +41,42 @@ from analyzer.capture.segment import CaptureAnomaly, Segment
 from analyzer.capture.source import ChunkReader
 from analyzer.errors import CaptureError
 
-MAGIC_USEC = 0xA1B2C3D4
+MAGIC_USEC: Final = 0xA1B2C3D4
 """Magic of a pcap file with microsecond timestamps (draft-ietf-opsawg-pcap §4)."""
-MAGIC_NSEC = 0xA1B23C4D
+MAGIC_NSEC: Final = 0xA1B23C4D
 """Magic of a pcap file with nanosecond timestamps."""
-MAGIC_KUZNETZOV = 0xA1B2CD34
+MAGIC_KUZNETZOV: Final = 0xA1B2CD34
 """Alexey Kuznetzov's modified pcap: longer record headers, not supported."""
 
-FILE_HEADER_LEN = 24
+FILE_HEADER_LEN: Final = 24
 """magic(4) major(2) minor(2) thiszone(4) sigfigs(4) snaplen(4) linktype(4)."""
-RECORD_HEADER_LEN = 16
+RECORD_HEADER_LEN: Final = 16
 """ts_sec(4) ts_frac(4) caplen(4) origlen(4)."""
-SUPPORTED_MAJOR_VERSION = 2
+SUPPORTED_MAJOR_VERSION: Final = 2
 
-MAX_RECORD_CAPLEN = 262144
+MAX_RECORD_CAPLEN: Final = 262144
 """Largest captured length accepted; as Wireshark (WTAP_MAX_PACKET_SIZE_STANDARD), a record
 header claiming more means the file is damaged and the rest of it is not read."""
 
-LT_LINKTYPE_MASK = 0x0000FFFF
+LT_LINKTYPE_MASK: Final = 0x0000FFFF
 """Link type proper: the low 16 bits of the header's link-type field (pcap-common.h)."""
-LT_FCS_LENGTH_PRESENT = 0x04000000
+LT_FCS_LENGTH_PRESENT: Final = 0x04000000
 """Set when the top 4 bits give the FCS length (pcap-common.h LT_FCS_LENGTH_PRESENT)."""
-LT_FCS_LENGTH_SHIFT = 28
+LT_FCS_LENGTH_SHIFT: Final = 28
 """FCS length field: bits 28-31, in 16-bit words (pcap-common.h LT_FCS_LENGTH)."""
 
-IPV4_PLAIN_VIHL = 0x45
+IPV4_PLAIN_VIHL: Final = 0x45
 """Version 4, header length 5 words: an IPv4 header without options."""
-INLINE_MIN_FRAME = ETH_HEADER_LEN + IPV4_MIN_HEADER_LEN + TCP_MIN_HEADER_LEN
+INLINE_MIN_FRAME: Final = ETH_HEADER_LEN + IPV4_MIN_HEADER_LEN + TCP_MIN_HEADER_LEN
 """Shortest frame decoded inline: every header complete."""
-KEY_END = IPV4_ADDRS_OFFSET + 12
+KEY_END: Final = IPV4_ADDRS_OFFSET + 12
 """Without IP options the addresses (8 bytes) and the ports (4 bytes) are adjacent: the raw key
 (`conversation`) is the slice [IPV4_ADDRS_OFFSET, KEY_END) of the IPv4 header."""
-_ETHER_IPV4_TCP = struct.Struct("!HBxHHHBBxxIIHHIIBB").unpack_from
+_ETHER_IPV4_TCP: Final = struct.Struct("!HBxHHHBBxxIIHHIIBB").unpack_from
 """The Ethernet II EtherType, an IPv4 header without options (vihl, total length, id,
 flags/fragment, TTL, protocol, the two addresses), then the TCP header up to its flags (ports,
 seq, ack, data offset, flags)."""
-_MASK32 = 0xFFFFFFFF
+_MASK32: Final = 0xFFFFFFFF
 
 
 def magic_kind(magic: bytes) -> tuple[str, bool] | None:

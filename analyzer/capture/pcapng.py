@@ -14,57 +14,58 @@ Layout: draft-ietf-opsawg-pcapng §3.1 (block structure), §4.1 SHB, §4.2 IDB, 
 
 from __future__ import annotations
 
+import operator
 import struct
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from analyzer.capture.records import FileTally, RecordSink, T
 from analyzer.capture.segment import CaptureAnomaly
 from analyzer.capture.source import ChunkReader
 from analyzer.errors import CaptureError
 
-BT_SHB = 0x0A0D0D0A
+BT_SHB: Final = 0x0A0D0D0A
 """Section Header Block type; a palindrome, so readable before the byte order is known."""
-BT_IDB = 0x00000001
-BT_OPB = 0x00000002
-BT_SPB = 0x00000003
-BT_EPB = 0x00000006
+BT_IDB: Final = 0x00000001
+BT_OPB: Final = 0x00000002
+BT_SPB: Final = 0x00000003
+BT_EPB: Final = 0x00000006
 
-BYTE_ORDER_MAGIC = 0x1A2B3C4D
-SUPPORTED_MAJOR_VERSION = 1
+BYTE_ORDER_MAGIC: Final = 0x1A2B3C4D
+SUPPORTED_MAJOR_VERSION: Final = 1
 
-BLOCK_HEADER_LEN = 8
+BLOCK_HEADER_LEN: Final = 8
 """block type(4), block total length(4)."""
-MIN_BLOCK_LEN = 12
+MIN_BLOCK_LEN: Final = 12
 """Header plus the trailing copy of the total length."""
-MAX_BLOCK_LEN = 16 * 1024 * 1024
+MAX_BLOCK_LEN: Final = 16 * 1024 * 1024
 """A longer block is taken as damage (it also bounds the memory one block may take)."""
 
 MAX_INTERFACES = 65536
 """Interfaces per section kept; more is taken as damage (it bounds the interface table)."""
 
-SHB_MIN_LEN = 28
+SHB_MIN_LEN: Final = 28
 """header(8) byte-order magic(4) major(2) minor(2) section length(8) trailer(4)."""
-IDB_MIN_LEN = 20
+IDB_MIN_LEN: Final = 20
 """header(8) link type(2) reserved(2) snaplen(4) trailer(4)."""
-EPB_MIN_LEN = 32
+EPB_MIN_LEN: Final = 32
 """header(8) interface(4) ts high(4) ts low(4) caplen(4) origlen(4) trailer(4)."""
-OPB_MIN_LEN = 32
+OPB_MIN_LEN: Final = 32
 """header(8) interface(2) drops(2) ts high(4) ts low(4) caplen(4) origlen(4) trailer(4)."""
-SPB_MIN_LEN = 16
+SPB_MIN_LEN: Final = 16
 """header(8) origlen(4) trailer(4)."""
-PACKET_FIELDS_LEN = 20
+PACKET_FIELDS_LEN: Final = 20
 """Fixed fields before the packet data in EPB and OPB."""
 
-OPT_ENDOFOPT = 0
-OPT_IF_TSRESOL = 9
+OPT_ENDOFOPT: Final = 0
+OPT_IF_TSRESOL: Final = 9
 """1 byte: high bit clear → 10^-n s, set → 2^-n s (§4.2)."""
-OPT_IF_FCSLEN = 13
+OPT_IF_FCSLEN: Final = 13
 """1 byte: FCS bytes at the end of each frame of this interface."""
-OPT_IF_TSOFFSET = 14
+OPT_IF_TSOFFSET: Final = 14
 """8 bytes signed: seconds to add to every timestamp of this interface."""
-DEFAULT_TS_UNITS = 1_000_000
+DEFAULT_TS_UNITS: Final = 1_000_000
 """Timestamp units per second without if_tsresol: microseconds."""
 
 
@@ -77,6 +78,10 @@ class Interface(NamedTuple):
     fcs_len: int
     snaplen: int
 
+
+_exact_quotient: Final[Callable[[int, int], float]] = operator.truediv
+"""`a / b` for two ints, correctly rounded as Python divides them: a compiled `/` would first
+round a nanosecond tick count (beyond 2**53) to a float, and could differ in the last digit."""
 
 def section_byte_order(magic: bytes) -> str | None:
     """struct byte-order character for an SHB byte-order magic, or None if it is not one."""
@@ -241,7 +246,7 @@ def read_records(
                     )
                     break
                 link_type, units, offset, fcs, _snap = interfaces[iface]
-                ts = ((hi << 32) | lo) / units + offset
+                ts = _exact_quotient((hi << 32) | lo, units) + offset
                 frame += 1
                 if first is None:
                     first = prev = lowest = highest = ts

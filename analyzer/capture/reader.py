@@ -17,7 +17,7 @@ import os
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from analyzer._common import FrameRef
 from analyzer.capture import pcap, pcapng
@@ -29,13 +29,13 @@ from analyzer.capture.source import Source
 from analyzer.capture.stats import CaptureStats
 from analyzer.errors import CaptureError, UsageError
 
-FILE_GAP_THRESHOLD = 1.0
+FILE_GAP_THRESHOLD: Final = 1.0
 """Seconds between one file's last packet and the next file's first beyond which the gap is
 reported: a rotation set written by one capture process follows on without pause."""
-PROBE_RECORDS = 1000
+PROBE_RECORDS: Final = 1000
 """Records read at open time, at most, to find a file's first timestamp."""
 
-PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+PCAPNG_MAGIC: Final = b"\x0a\x0d\x0d\x0a"
 OTHER_MAGICS: tuple[tuple[bytes, str], ...] = (
     (b"\x28\xb5\x2f\xfd", "zstd-compressed; decompress it first"),
     (b"\x04\x22\x4d\x18", "lz4-compressed; decompress it first"),

@@ -12,17 +12,17 @@ import io
 import zlib
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Final, Protocol
 
 from analyzer.errors import CaptureError
 
 CHUNK_SIZE = 2 * 1024 * 1024
 """Bytes asked of the stream per read: large reads keep the per-record cost low."""
 
-GZIP_MAGIC = b"\x1f\x8b"
+GZIP_MAGIC: Final = b"\x1f\x8b"
 """RFC 1952 §2.3.1: ID1 ID2."""
 
-_READ_ERRORS = (OSError, EOFError, zlib.error)
+_READ_ERRORS: Final = (OSError, EOFError, zlib.error)
 """What a damaged or vanishing file raises mid-read (gzip.BadGzipFile is an OSError)."""
 
 

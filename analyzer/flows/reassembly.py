@@ -44,7 +44,7 @@ from __future__ import annotations
 from bisect import bisect_right, insort
 from collections import deque
 from collections.abc import Callable
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 from analyzer._common import Anomaly, Direction, FrameMarks, FrameRef
 from analyzer._quick import quick_constructor
@@ -56,22 +56,22 @@ from analyzer.flows.events import (
     StreamGap,
 )
 
-SEQ_SPACE = 1 << 32
+SEQ_SPACE: Final = 1 << 32
 """Sequence numbers are 32 bits and compared modulo 2**32 (RFC 9293 §3.4)."""
-SEQ_MASK = SEQ_SPACE - 1
-SEQ_HALF = 1 << 31
+SEQ_MASK: Final = SEQ_SPACE - 1
+SEQ_HALF: Final = 1 << 31
 """A sequence number is "after" another when less than half the space ahead (RFC 1982 §3.2)."""
 
-MAX_WINDOW = 1 << 30
+MAX_WINDOW: Final = 1 << 30
 """The largest window TCP can advertise (RFC 7323 §2.3: shift at most 14). Bytes or acknowledgements
 further ahead than this cannot be part of the stream: they are garbage, not a capture gap."""
 
-HISTORY_BYTES = 64 * 1024
+HISTORY_BYTES: Final = 64 * 1024
 """Delivered bytes kept per direction to compare retransmissions with (TCP's classic maximum
 window without scaling, RFC 9293 §3.1)."""
-HISTORY_CHUNKS = 4096
+HISTORY_CHUNKS: Final = 4096
 """At most this many delivered segments are kept, so one-byte segments cannot inflate memory."""
-RUN_BYTES = 32 * 1024
+RUN_BYTES: Final = 32 * 1024
 """A run of in-order segments is handed on once it holds this many bytes."""
 _NO_RUN: list[bytes] = []
 _NO_FRAMES: list[FrameRef] = []
@@ -80,10 +80,10 @@ _NO_TIMES: list[float] = []
 and never appended to (a run starts with lists of its own), so that an idle connection holds
 no lists of its own."""
 
-SHOWN_BYTES = 40
+SHOWN_BYTES: Final = 40
 """How much of each version a conflict's detail shows."""
 
-KEEPALIVE_MAX_LEN = 1
+KEEPALIVE_MAX_LEN: Final = 1
 """A keep-alive carries zero or one byte at SND.NXT-1 (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6)."""
 
 Piece: TypeAlias = tuple[int, bytes | None, FrameRef, float]
@@ -107,7 +107,7 @@ def _ignore_fin(end: StreamEnd) -> None:
     """Callback before the owner wires the reassembler up."""
 
 
-new_stream_data = quick_constructor(StreamData)
+new_stream_data: Final = quick_constructor(StreamData)
 """`StreamData(...)`, made faster: one is made per run of in-order bytes."""
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import Final
 
 from analyzer._common import Direction, FrameRef
 
-MAX_RECORDED_BYTES = 2 << 20
+MAX_RECORDED_BYTES: Final = 2 << 20
 """Bytes kept per direction of one flow; the rest is counted but not kept."""
 
 

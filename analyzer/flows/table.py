@@ -54,7 +54,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
-from typing import Protocol, TypeAlias
+from typing import Final, Protocol, TypeAlias
 
 from analyzer._common import Anomaly, Direction, FrameRef
 from analyzer.capture.conversation import raw_key
@@ -75,23 +75,23 @@ from analyzer.flows.events import (
 from analyzer.flows.key import FlowKey, port_says_source_is_server, reverse_key
 from analyzer.flows.reassembly import MAX_WINDOW, SEQ_HALF, SEQ_MASK, Reassembler
 
-CLOSED_LINGER = 60.0
+CLOSED_LINGER: Final = 60.0
 """Seconds of capture time a connection closed by FIN or RST stays known: about TIME-WAIT,
 2 x MSL (RFC 9293 §3.6; Linux uses 60 s)."""
 
-SWEEPS_PER_TIMEOUT = 8
+SWEEPS_PER_TIMEOUT: Final = 8
 """The idle sweep runs this many times per idle timeout of capture time (and at least every
 `CLOSED_LINGER`/8 seconds), so a flow is closed at most 1/8 of the timeout late."""
 
-_SLOW_FLAGS = SYN | FIN | RST
+_SLOW_FLAGS: Final = SYN | FIN | RST
 
 # Life of a flow.
-_NEW = 0
+_NEW: Final = 0
 """Roles unknown: only bare ACKs seen."""
-_ROLES = 1
+_ROLES: Final = 1
 """Roles known, `on_flow_start` not sent yet."""
-_OPEN = 2
-_CLOSED = 3
+_OPEN: Final = 2
+_CLOSED: Final = 3
 """Closed by FIN or RST; lingering as a tombstone."""
 
 
@@ -119,6 +119,10 @@ def _no_fin(end: StreamEnd) -> None:
 class _Half(Reassembler):
     """One side of a connection: its stream (the `Reassembler` it is), what it sent, and what
     its packets look like."""
+
+    # `_close` does `del half.peer, half.flow` to break the reference cycle; a class compiled
+    # by mypyc allows `del` only on the attributes it lists here (ignored when interpreted).
+    __deletable__ = ("peer", "flow")
 
     __slots__ = (
         "ack_seen",

@@ -309,8 +309,12 @@ def test_address_cache_holds_many_pairs_without_mixing_them_up() -> None:
 
 
 def test_new_segment_builds_exactly_what_the_dataclass_constructor_builds() -> None:
-    values = {f.name: i for i, f in enumerate(dataclasses.fields(Segment)) if f.name != "frame"}
-    values["payload"] = b"abc"  # type: ignore[assignment]
+    # A distinct value of the declared type for every field (a compiled `new_segment` checks
+    # the types of its arguments).
+    values: dict[str, object] = {
+        f.name: i for i, f in enumerate(dataclasses.fields(Segment)) if f.name != "frame"
+    }
+    values.update(src="192.0.2.1", dst="192.0.2.2", ts=1.5, payload=b"abc", src_mac=b"\x02" * 6)
     fast = new_segment(FrameRef("c", 1, 2), **values)  # type: ignore[arg-type]
     slow = Segment(FrameRef("c", 1, 2), **values)  # type: ignore[arg-type]
     assert fast == slow

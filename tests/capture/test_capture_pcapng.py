@@ -51,6 +51,15 @@ def test_interfaces_each_keep_their_link_type_resolution_and_offset(read: Reader
     assert capture.files[0].ts_resolution == pytest.approx(2**-20)
 
 
+def test_nanosecond_timestamps_are_the_correctly_rounded_quotient(read: Reader) -> None:
+    # 2**60-odd ticks are beyond a float's 53 bits: dividing the rounded count would give
+    # ...246.5110822, one unit in the last place below the true quotient.
+    ticks = 1_795_807_246_511_082_292
+    data = craft.shb() + craft.idb(1, tsresol=9) + craft.epb(craft.smtp_frame(seq=1), ticks)
+    (seg,), _ = read(data, name="ns.pcapng")
+    assert seg.ts == ticks / 10**9 == 1795807246.5110824
+
+
 def test_simple_and_obsolete_packet_blocks_are_frames_too(read: Reader) -> None:
     data = (
         craft.shb()
