@@ -27,7 +27,7 @@ lab-deps: $(STAMP)
 	VENV=$(VENV) ./scripts/lab-deps.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check analyzer tests benchmarks captures scripts
+	$(BIN)/ruff check analyzer tests benchmarks captures scripts setup.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy analyzer
