@@ -21,8 +21,10 @@ from typing import Final
 
 _PORTS: Final = struct.Struct("!HH")
 
-SHARD_MULTIPLIER: Final = 0x9E3779B1
-"""Knuth's multiplicative hash constant (2**32 / golden ratio): spreads near-equal port numbers."""
+SHARD_MULTIPLIER: Final = 0x2545F491
+"""An odd multiplier for Knuth's multiplicative hash (the high half of Marsaglia's xorshift64*
+constant): spreads near-equal port numbers. Below 2**30, so that the product with a 32-bit value
+stays below 2**62 and the compiled build multiplies natively instead of in big integers."""
 _MASK32: Final = (1 << 32) - 1
 _MASK64: Final = (1 << 64) - 1
 

@@ -27,7 +27,7 @@ import dataclasses
 import socket
 import struct
 from collections.abc import Callable
-from typing import Final, TypeAlias
+from typing import Final, TypeAlias, cast
 
 from analyzer._common import FrameRef
 from analyzer._quick import quick_constructor
@@ -136,18 +136,30 @@ TS_ONLY_OPTIONS: Final = bytes((TCPOPT_NOP, TCPOPT_NOP, TCPOPT_TIMESTAMP, TCPOPT
 ADDRESS_CACHE_SIZE: Final = 4096
 """Address pairs kept as text; the cache is emptied when it grows past this."""
 
-_U16: Final = struct.Struct("!H").unpack_from
-_U32: Final = struct.Struct("!I").unpack_from
-_U32_LE: Final = struct.Struct("<I").unpack_from
-_IPV4: Final = struct.Struct("!BxHHHBB").unpack_from
+# Each unpacker is declared with the types of what it returns: `struct` itself says only
+# "a tuple", and with the types the compiled build does native arithmetic on the fields.
+_U16: Final = cast(Callable[[bytes, int], tuple[int]], struct.Struct("!H").unpack_from)
+_U32: Final = cast(Callable[[bytes, int], tuple[int]], struct.Struct("!I").unpack_from)
+_U32_LE: Final = cast(Callable[[bytes, int], tuple[int]], struct.Struct("<I").unpack_from)
+_IPV4: Final = cast(
+    Callable[[bytes, int], tuple[int, int, int, int, int, int]],
+    struct.Struct("!BxHHHBB").unpack_from,
+)
 """version/IHL, total length, identification, flags/fragment offset, TTL, protocol."""
-_IPV6: Final = struct.Struct("!IHBB").unpack_from
+_IPV6: Final = cast(
+    Callable[[bytes, int], tuple[int, int, int, int]], struct.Struct("!IHBB").unpack_from
+)
 """version/class/flow, payload length, next header, hop limit."""
-_IPV6_FRAGMENT: Final = struct.Struct("!BxHI").unpack_from
+_IPV6_FRAGMENT: Final = cast(
+    Callable[[bytes, int], tuple[int, int, int]], struct.Struct("!BxHI").unpack_from
+)
 """next header, offset/flags, identification."""
-_TCP: Final = struct.Struct("!HHIIBBH").unpack_from
+_TCP: Final = cast(
+    Callable[[bytes, int], tuple[int, int, int, int, int, int, int]],
+    struct.Struct("!HHIIBBH").unpack_from,
+)
 """source port, destination port, seq, ack, data offset, flags, window."""
-_TS: Final = struct.Struct("!II").unpack_from
+_TS: Final = cast(Callable[[bytes, int], tuple[int, int]], struct.Struct("!II").unpack_from)
 
 Take: TypeAlias = Callable[
     [bytes, float, int, int, int, int, int, bytes, int, int, "int | None", "bytes | None"], bool

@@ -18,10 +18,10 @@ IEEE 802.3 (Ethernet II), RFC 791 §3.1 (IPv4), RFC 9293 §3.1 (TCP).
 from __future__ import annotations
 
 import struct
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 from analyzer.capture.conversation import SHARD_MULTIPLIER
 from analyzer.capture.decode import (
@@ -72,7 +72,13 @@ INLINE_MIN_FRAME: Final = ETH_HEADER_LEN + IPV4_MIN_HEADER_LEN + TCP_MIN_HEADER_
 KEY_END: Final = IPV4_ADDRS_OFFSET + 12
 """Without IP options the addresses (8 bytes) and the ports (4 bytes) are adjacent: the raw key
 (`conversation`) is the slice [IPV4_ADDRS_OFFSET, KEY_END) of the IPv4 header."""
-_ETHER_IPV4_TCP: Final = struct.Struct("!HBxHHHBBxxIIHHIIBB").unpack_from
+_ETHER_IPV4_TCP: Final = cast(
+    Callable[
+        [bytes, int],
+        tuple[int, int, int, int, int, int, int, int, int, int, int, int, int, int, int],
+    ],
+    struct.Struct("!HBxHHHBBxxIIHHIIBB").unpack_from,
+)
 """The Ethernet II EtherType, an IPv4 header without options (vihl, total length, id,
 flags/fragment, TTL, protocol, the two addresses), then the TCP header up to its flags (ports,
 seq, ack, data offset, flags)."""
@@ -148,7 +154,12 @@ def read_records(
     tally.note_link_type(header.link_type)
     tally.ts_resolution = 1e-9 if header.nanosecond else 1e-6
     tally.snaplen = header.snaplen
-    unpack = struct.Struct(header.byte_order + "IIII").unpack_from
+    # Declared with the types of what it returns (as `_ETHER_IPV4_TCP`): then the compiled build
+    # does native arithmetic on the fields.
+    unpack = cast(
+        Callable[[bytes, int], tuple[int, int, int, int]],
+        struct.Struct(header.byte_order + "IIII").unpack_from,
+    )
     tick = 1e-9 if header.nanosecond else 1e-6
     link_type = header.link_type
     fcs = header.fcs_len

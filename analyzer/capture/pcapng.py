@@ -83,6 +83,7 @@ _exact_quotient: Final[Callable[[int, int], float]] = operator.truediv
 """`a / b` for two ints, correctly rounded as Python divides them: a compiled `/` would first
 round a nanosecond tick count (beyond 2**53) to a float, and could differ in the last digit."""
 
+
 def section_byte_order(magic: bytes) -> str | None:
     """struct byte-order character for an SHB byte-order magic, or None if it is not one."""
     if magic == struct.pack("<I", BYTE_ORDER_MAGIC):
