@@ -18,7 +18,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 from analyzer._common import Anomaly, Direction
@@ -85,18 +85,20 @@ def _fewer_collections() -> Iterator[None]:
         gc.set_threshold(*thresholds)
 
 
-@dataclass(slots=True)
 class _Flow:
     """What the pipeline keeps for one open flow."""
 
-    info: FlowInfo
-    observer: SmtpObserver
-    builder: SessionBuilder
-    smtp: bool | None = None
-    sniffed: dict[Direction, bytes] = field(default_factory=dict)
-    streams: StreamPair | None = None
-    tunnel: dict[Direction, PreambleSkipper] | None = None
-    """HTTP CONNECT preambles to skip, when the flow is SMTP through a proxy tunnel."""
+    __slots__ = ("builder", "info", "observer", "smtp", "sniffed", "streams", "tunnel")
+
+    def __init__(self, info: FlowInfo, observer: SmtpObserver, builder: SessionBuilder) -> None:
+        self.info = info
+        self.observer = observer
+        self.builder = builder
+        self.smtp: bool | None = None
+        self.sniffed: dict[Direction, bytes] = {}
+        self.streams: StreamPair | None = None
+        self.tunnel: dict[Direction, PreambleSkipper] | None = None
+        """HTTP CONNECT preambles to skip, when the flow is SMTP through a proxy tunnel."""
 
 
 @dataclass(slots=True)

@@ -447,6 +447,9 @@ class Decoder:
             return self._malformed(
                 frame_no, ts, f"TCP data offset {doff} outside the IP payload of {ip_end - t}"
             )
+        # The options can run past a snaplen cut: then no payload was captured. (Never slice
+        # bytes past their end in the compiled build: see docs/DESIGN.md.)
+        payload = buf[pstart:end] if pstart < end else b""
         shard = self.shard
         if shard is not None and (
             shard_index(fold_addresses(pair), sport, dport, shard.count) != shard.index
@@ -464,7 +467,7 @@ class Decoder:
             flags,
             seq,
             ack,
-            buf[pstart:end],
+            payload,
             ip_end - pstart,
             ttl,
             ip_id_out,
@@ -510,7 +513,7 @@ class Decoder:
             ack,
             flags,
             window,
-            buf[pstart:end],
+            payload,
             ip_end - pstart,
             ttl,
             ip_id_out,

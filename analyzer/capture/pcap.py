@@ -288,6 +288,9 @@ def read_records(
                         if ts >= due:
                             due = skipped(ts, file_no, frame)
                         continue
+                    # Ethernet padding after the IP packet is not payload; options can run
+                    # past a snaplen cut (never slice past the end: see docs/DESIGN.md).
+                    cut = ip_end if ip_end < end else end
                     if take is not None and take(
                         buf[p + IPV4_ADDRS_OFFSET : p + KEY_END],
                         ts,
@@ -296,7 +299,7 @@ def read_records(
                         flags,
                         seq,
                         ack,
-                        buf[pstart : ip_end if ip_end < end else end],
+                        buf[pstart:cut] if pstart < cut else b"",
                         ip_end - pstart,
                         ttl,
                         ip_id,

@@ -12,7 +12,6 @@ a table and transcript `Line`s are built without the frozen dataclass's per-fiel
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from analyzer._common import Anomaly, Direction, FrameRef
@@ -49,28 +48,56 @@ _CLIENT_TO_SERVER: Final = Direction.CLIENT_TO_SERVER
 _SERVER_TO_CLIENT: Final = Direction.SERVER_TO_CLIENT
 
 
-@dataclass(slots=True)
 class _Txn:
     """A transaction under construction."""
 
-    index: int
-    mail_from: str | None
-    mail_params: tuple[tuple[str, str | None], ...]
-    start_ts: float
-    frame: FrameRef | None
-    rcpt_to: list[str] = field(default_factory=list)
-    accepted: list[str] = field(default_factory=list)
-    data_started: bool = False
-    data_offset: int | None = None
-    complete: bool = False
-    size: int | None = None
-    reply_code: int | None = None
-    reply_text: str | None = None
-    headers: list[HeaderField] = field(default_factory=list)
-    end_ts: float | None = None
-    mail_command: int = 0
-    """id() of the MAIL command that opened it, to recognise the reply to it."""
-    mail_accepted: bool = False
+    __slots__ = (
+        "accepted",
+        "complete",
+        "data_offset",
+        "data_started",
+        "end_ts",
+        "frame",
+        "headers",
+        "index",
+        "mail_accepted",
+        "mail_command",
+        "mail_from",
+        "mail_params",
+        "rcpt_to",
+        "reply_code",
+        "reply_text",
+        "size",
+        "start_ts",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        mail_from: str | None,
+        mail_params: tuple[tuple[str, str | None], ...],
+        start_ts: float,
+        frame: FrameRef | None,
+        mail_command: int = 0,
+    ) -> None:
+        self.index = index
+        self.mail_from = mail_from
+        self.mail_params = mail_params
+        self.start_ts = start_ts
+        self.frame = frame
+        self.mail_command = mail_command
+        """id() of the MAIL command that opened it, to recognise the reply to it."""
+        self.rcpt_to: list[str] = []
+        self.accepted: list[str] = []
+        self.data_started = False
+        self.data_offset: int | None = None
+        self.complete = False
+        self.size: int | None = None
+        self.reply_code: int | None = None
+        self.reply_text: str | None = None
+        self.headers: list[HeaderField] = []
+        self.end_ts: float | None = None
+        self.mail_accepted = False
 
     def freeze(self) -> MailTransaction:
         summary = summarize(self.headers) if self.headers else NO_SUMMARY

@@ -8,7 +8,8 @@ bounds memory whatever the peer sends. This module knows nothing about commands 
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from dataclasses import dataclass
+from typing import Final
 
 from analyzer._common import FrameRef
 
@@ -17,10 +18,12 @@ CR: Final = 0x0D
 NUL: Final = 0x00
 
 
-class Line(NamedTuple):
-    """One line of a stream, as the peer sent it.
+@dataclass(slots=True, init=False)
+class Line:
+    """One line of a stream, as the peer sent it (not changed once made).
 
-    A named tuple rather than a frozen dataclass: one is made per line, so it must be cheap.
+    One is made per line, so its constructor is written out (see docs/DESIGN.md, "The compiled
+    build"); the dataclass gives it equality and a readable repr.
     """
 
     content: bytes
@@ -37,6 +40,26 @@ class Line(NamedTuple):
     """Frame holding the last byte (the terminator's, if any)."""
     ts: float
     end_ts: float
+
+    def __init__(
+        self,
+        content: bytes,
+        terminator: bytes,
+        offset: int,
+        length: int,
+        frame: FrameRef | None,
+        last_frame: FrameRef | None,
+        ts: float,
+        end_ts: float,
+    ) -> None:
+        self.content = content
+        self.terminator = terminator
+        self.offset = offset
+        self.length = length
+        self.frame = frame
+        self.last_frame = last_frame
+        self.ts = ts
+        self.end_ts = end_ts
 
     @property
     def truncated(self) -> bool:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Final
 
 from analyzer._common import FrameMarks, FrameRef
@@ -86,15 +85,27 @@ class Outcome(enum.Enum):
     already looked at are in `take_probe()`."""
 
 
-@dataclass(slots=True)
 class _Field:
-    name: bytes
-    offset: int
-    frame: FrameRef | None
-    ts: float
-    last_frame: FrameRef | None
-    longest: int
-    raw: bytearray = field(default_factory=bytearray)
+    """A header field being collected, line by line."""
+
+    __slots__ = ("frame", "last_frame", "longest", "name", "offset", "raw", "ts")
+
+    def __init__(
+        self,
+        name: bytes,
+        offset: int,
+        frame: FrameRef | None,
+        ts: float,
+        last_frame: FrameRef | None,
+        longest: int,
+    ) -> None:
+        self.name = name
+        self.offset = offset
+        self.frame = frame
+        self.ts = ts
+        self.last_frame = last_frame
+        self.longest = longest
+        self.raw = bytearray()
 
     def add(self, text: bytes, line: Line, length: int) -> None:
         self.raw += text
@@ -114,12 +125,16 @@ class _Field:
         )
 
 
-@dataclass(slots=True)
 class _Probe:
-    data: bytearray
-    offset: int
-    frame: FrameRef | None
-    ts: float
+    """The bytes looked at after a gap, in case they turn out to be commands."""
+
+    __slots__ = ("data", "frame", "offset", "ts")
+
+    def __init__(self, data: bytearray, offset: int, frame: FrameRef | None, ts: float) -> None:
+        self.data = data
+        self.offset = offset
+        self.frame = frame
+        self.ts = ts
 
 
 class MessageScanner:

@@ -8,7 +8,7 @@ reply answers is decided by the observer. No I/O, no state beyond the reply bein
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final, NamedTuple
 
 from analyzer._common import FrameRef
@@ -50,8 +50,11 @@ def parse_reply_line(content: bytes) -> ReplyLine:
     return ReplyLine(None, False, content)
 
 
-class AssembledReply(NamedTuple):
-    """A reply's lines put together, before it is tied to a command."""
+@dataclass(slots=True, init=False)
+class AssembledReply:
+    """A reply's lines put together, before it is tied to a command (not changed once made).
+
+    One is made per reply: its constructor is written out, as `Line`'s."""
 
     code: int
     lines: tuple[bytes, ...]
@@ -64,20 +67,66 @@ class AssembledReply(NamedTuple):
     dropped_lines: int
     """Lines not kept because the reply outgrew the observer's limit."""
 
+    def __init__(
+        self,
+        code: int,
+        lines: tuple[bytes, ...],
+        raw: bytes,
+        offset: int,
+        frame: FrameRef | None,
+        last_frame: FrameRef | None,
+        ts: float,
+        end_ts: float,
+        dropped_lines: int,
+    ) -> None:
+        self.code = code
+        self.lines = lines
+        self.raw = raw
+        self.offset = offset
+        self.frame = frame
+        self.last_frame = last_frame
+        self.ts = ts
+        self.end_ts = end_ts
+        self.dropped_lines = dropped_lines
 
-@dataclass(slots=True)
+
 class _Partial:
-    code: int
-    offset: int
-    frame: FrameRef | None
-    ts: float
-    last_frame: FrameRef | None
-    end_ts: float
-    head: bytes = b""
-    """The code as its first line spelled it (`250`), b'' for a malformed line."""
-    lines: list[bytes] = field(default_factory=list)
-    raw: bytearray = field(default_factory=bytearray)
-    dropped: int = 0
+    """A multi-line reply being assembled."""
+
+    __slots__ = (
+        "code",
+        "dropped",
+        "end_ts",
+        "frame",
+        "head",
+        "last_frame",
+        "lines",
+        "offset",
+        "raw",
+        "ts",
+    )
+
+    def __init__(
+        self,
+        code: int,
+        offset: int,
+        frame: FrameRef | None,
+        ts: float,
+        last_frame: FrameRef | None,
+        end_ts: float,
+        head: bytes = b"",
+    ) -> None:
+        self.code = code
+        self.offset = offset
+        self.frame = frame
+        self.ts = ts
+        self.last_frame = last_frame
+        self.end_ts = end_ts
+        self.head = head
+        """The code as its first line spelled it (`250`), b'' for a malformed line."""
+        self.lines: list[bytes] = []
+        self.raw = bytearray()
+        self.dropped = 0
 
     def add(self, text: bytes, line: Line, max_bytes: int) -> None:
         self.last_frame = line.last_frame

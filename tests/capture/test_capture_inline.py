@@ -172,6 +172,24 @@ def test_every_segment_is_offered_first_with_the_fields_of_its_segment(
         assert (ttl, ip_id, mac) == (seg.ttl, seg.ip_id, seg.src_mac)
 
 
+def test_a_segment_whose_options_run_past_the_snaplen_is_offered_with_no_payload() -> None:
+    frame = craft.ether(
+        craft.ipv4(craft.tcp(options=craft.ts_option(5, 6), payload=b"m" * 40, flags=0x18))
+    )
+    cut = 14 + 20 + 20 + 4  # Ethernet, IPv4, the fixed TCP header and 4 bytes of options
+    offered: list[tuple[Any, ...]] = []
+
+    def refuse(*fields: Any) -> bool:
+        offered.append(fields)
+        return False
+
+    for path in written(craft.pcap([craft.Rec(frame[:cut], 1.0, len(frame))])):
+        segments, _ = read(path, take=refuse)
+    [(*_, payload, payload_len, _ttl, _ip_id, _mac)] = offered
+    assert (payload, payload_len) == (b"", 40)
+    assert [(seg.payload, seg.payload_len) for seg in segments] == [(b"", 40)]
+
+
 @FAST
 @given(records(), st.data())
 def test_what_the_consumer_takes_becomes_no_segment_but_is_still_counted(
