@@ -284,7 +284,7 @@ def iter_sessions(
     finished = sink.finished
     add = table.add
     try:
-        for segment in capture.segments(take=table.take):
+        for segment in capture.segments(take=table):
             add(segment)
             while finished:
                 yield finished.popleft()
@@ -375,7 +375,7 @@ def read_shard(
     sink.on_closed = closed
     add = table.add
     segments = capture.segments(
-        shard=shard, skipped=skipped if shard is not None else None, take=table.take
+        shard=shard, skipped=skipped if shard is not None else None, take=table
     )
     with _fewer_collections():
         for segment in segments:

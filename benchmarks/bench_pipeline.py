@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from analyzer._common import Anomaly
 from analyzer.capture import open_capture
 from analyzer.capture.conversation import Shard
+from analyzer.capture.decode import TakeFunction
 from analyzer.capture.reader import _records
 from analyzer.capture.records import FileTally
 from analyzer.capture.source import Source
@@ -109,13 +110,13 @@ def stage_segments(path: Path) -> int:
 
 
 def stage_offered(path: Path) -> int:
-    return sum(1 for _ in open_capture([path], "b").segments(take=_take_all))
+    return sum(1 for _ in open_capture([path], "b").segments(take=TakeFunction(_take_all)))
 
 
 def stage_flows(path: Path) -> int:
     table = FlowTable(NullSink())
     add = table.add
-    for segment in open_capture([path], "b").segments(take=table.take):
+    for segment in open_capture([path], "b").segments(take=table):
         add(segment)
     table.finish()
     return table.next_index

@@ -4,7 +4,7 @@ The *raw key* of one direction is the source and destination addresses as they s
 header (4 bytes each for IPv4, 16 for IPv6) followed by the source and destination ports (2 bytes
 each, network order). For IPv4 without options these 12 bytes lie side by side in the packet,
 so the key is a single slice. A consumer that files conversations under raw keys can look a
-segment up without ever turning its addresses into text (see `Decoder.take`).
+segment up without ever turning its addresses into text (see `SegmentTaker`).
 
 A *shard* splits a capture's conversations between several readers: both directions of a
 conversation hash to the same shard, and the hash needs only the addresses and ports.

@@ -16,14 +16,13 @@ function, and address text is cached. Two optional hooks let a reader skip work:
 
 - `shard`: decode only the conversations of one shard (see `conversation`); a TCP segment of
   another shard is counted, reported to `skipped` with its time and frame, and dropped.
-- `take`: a consumer offered every TCP segment's header fields (and its raw key) before a
-  `Segment` is built; when it takes the segment, no `Segment` is made. A flow table takes the
+- `take`: a `SegmentTaker` offered every TCP segment's header fields (and its raw key) before
+  a `Segment` is built; when it takes the segment, no `Segment` is made. A flow table takes the
   segments of connections it already knows this way and leaves the rest to become `Segment`s.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 import struct
 from collections.abc import Callable
@@ -161,13 +160,69 @@ _TCP: Final = cast(
 """source port, destination port, seq, ack, data offset, flags, window."""
 _TS: Final = cast(Callable[[bytes, int], tuple[int, int]], struct.Struct("!II").unpack_from)
 
+class SegmentTaker:
+    """The `take` hook: offered the fields of each TCP segment before a `Segment` is built.
+
+    `take` gets the fields a `Segment` would carry (without the TCP options), the segment's raw
+    key (`conversation`) and where it was seen, and returns True when it took the segment, so
+    that no `Segment` is built; it is called only for complete TCP headers. This one takes
+    nothing. A subclass (`FlowTable`) is called directly in the compiled build, without
+    boxing a dozen arguments for a Python call, which a plain function hook would need.
+    """
+
+    __slots__ = ()
+
+    def take(
+        self,
+        key: bytes,
+        ts: float,
+        frame_no: int,
+        file_no: int,
+        flags: int,
+        seq: int,
+        ack: int,
+        payload: bytes,
+        payload_len: int,
+        ttl: int,
+        ip_id: int | None,
+        src_mac: bytes | None,
+    ) -> bool:
+        return False
+
+
 Take: TypeAlias = Callable[
     [bytes, float, int, int, int, int, int, bytes, int, int, "int | None", "bytes | None"], bool
 ]
-"""`take(key, ts, frame_no, file_no, flags, seq, ack, payload, payload_len, ttl, ip_id, src_mac)`:
-the fields of a TCP segment as a `Segment` would carry them (without the TCP options), its raw
-key (`conversation`) and where it was seen; True when the consumer took it, so that no
-`Segment` is built. Called only for complete TCP headers."""
+"""A function with the parameters of `SegmentTaker.take`."""
+
+
+class TakeFunction(SegmentTaker):
+    """A `SegmentTaker` that asks a function."""
+
+    __slots__ = ("function",)
+
+    def __init__(self, function: Take) -> None:
+        self.function = function
+
+    def take(
+        self,
+        key: bytes,
+        ts: float,
+        frame_no: int,
+        file_no: int,
+        flags: int,
+        seq: int,
+        ack: int,
+        payload: bytes,
+        payload_len: int,
+        ttl: int,
+        ip_id: int | None,
+        src_mac: bytes | None,
+    ) -> bool:
+        return self.function(
+            key, ts, frame_no, file_no, flags, seq, ack, payload, payload_len, ttl, ip_id, src_mac
+        )
+
 
 Skipped: TypeAlias = Callable[[float, int, int], float]
 """`skipped(ts, file_no, frame_no)`: a TCP segment of another shard went by. Returns the
@@ -208,7 +263,7 @@ class Decoder:
         *,
         shard: Shard | None = None,
         skipped: Skipped | None = None,
-        take: Take | None = None,
+        take: SegmentTaker | None = None,
     ) -> None:
         self.capture_id = capture_id
         self.file_no = 0
@@ -459,7 +514,7 @@ class Decoder:
                 self.skip_due = self.skipped(ts, self.file_no, frame_no)
             return None
         take = self.take
-        if take is not None and take(
+        if take is not None and take.take(
             pair + buf[t : t + 4],
             ts,
             frame_no,
@@ -582,106 +637,8 @@ def _cite(frames: tuple[FrameRef, ...]) -> tuple[FrameRef, ...]:
     return frames[: MAX_FRAMES_CITED - 1] + frames[-1:]
 
 
-# ---- building Segments quickly ----
-# The generated __init__ of a frozen dataclass sets each field through object.__setattr__,
-# which costs about 4 µs for Segment's 19 fields: half of the whole per-packet budget. Setting
-# the slots through their descriptors builds the identical object in well under half the time.
-# The same is done for the FrameRef of each segment.
-
-SEGMENT_FIELDS: Final = (
-    "frame",
-    "ts",
-    "src",
-    "dst",
-    "sport",
-    "dport",
-    "seq",
-    "ack",
-    "flags",
-    "window",
-    "payload",
-    "payload_len",
-    "ttl",
-    "ip_id",
-    "src_mac",
-    "tsval",
-    "tsecr",
-    "mss",
-    "wscale",
-)
-"""Segment's fields in declaration order, as `new_segment` sets them."""
-
-if tuple(f.name for f in dataclasses.fields(Segment)) != SEGMENT_FIELDS:  # pragma: no cover
-    raise TypeError("Segment's fields changed: update SEGMENT_FIELDS and new_segment")
-
-_new: Final = object.__new__
-(
-    _set_frame,
-    _set_ts,
-    _set_src,
-    _set_dst,
-    _set_sport,
-    _set_dport,
-    _set_seq,
-    _set_ack,
-    _set_flags,
-    _set_window,
-    _set_payload,
-    _set_payload_len,
-    _set_ttl,
-    _set_ip_id,
-    _set_src_mac,
-    _set_tsval,
-    _set_tsecr,
-    _set_mss,
-    _set_wscale,
-) = (getattr(Segment, name).__set__ for name in SEGMENT_FIELDS)
-
+new_segment: Final = quick_constructor(Segment)
+"""`Segment(...)`, made faster: one is made per segment the consumer does not take."""
 
 new_frame_ref: Final = quick_constructor(FrameRef)
 """`FrameRef(capture_id, frame_no, file_no)`, made faster (one per packet with payload)."""
-
-
-def new_segment(
-    frame: FrameRef,
-    ts: float,
-    src: str,
-    dst: str,
-    sport: int,
-    dport: int,
-    seq: int,
-    ack: int,
-    flags: int,
-    window: int,
-    payload: bytes,
-    payload_len: int,
-    ttl: int,
-    ip_id: int | None,
-    src_mac: bytes | None,
-    tsval: int | None,
-    tsecr: int | None,
-    mss: int | None,
-    wscale: int | None,
-) -> Segment:
-    """The same value as `Segment(...)` with these arguments, built faster."""
-    seg: Segment = _new(Segment)
-    _set_frame(seg, frame)
-    _set_ts(seg, ts)
-    _set_src(seg, src)
-    _set_dst(seg, dst)
-    _set_sport(seg, sport)
-    _set_dport(seg, dport)
-    _set_seq(seg, seq)
-    _set_ack(seg, ack)
-    _set_flags(seg, flags)
-    _set_window(seg, window)
-    _set_payload(seg, payload)
-    _set_payload_len(seg, payload_len)
-    _set_ttl(seg, ttl)
-    _set_ip_id(seg, ip_id)
-    _set_src_mac(seg, src_mac)
-    _set_tsval(seg, tsval)
-    _set_tsecr(seg, tsecr)
-    _set_mss(seg, mss)
-    _set_wscale(seg, wscale)
-    return seg

@@ -21,6 +21,7 @@ import struct
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
+from types import FunctionType
 from typing import Final, cast
 
 from analyzer.capture.conversation import SHARD_MULTIPLIER
@@ -33,8 +34,8 @@ from analyzer.capture.decode import (
     IPV4_MIN_HEADER_LEN,
     TCP_MIN_HEADER_LEN,
     Decoder,
+    SegmentTaker,
     Skipped,
-    Take,
 )
 from analyzer.capture.records import FileTally, RecordSink, T
 from analyzer.capture.segment import CaptureAnomaly, Segment
@@ -83,6 +84,59 @@ _ETHER_IPV4_TCP: Final = cast(
 flags/fragment, TTL, protocol, the two addresses), then the TCP header up to its flags (ports,
 seq, ack, data offset, flags)."""
 _MASK32: Final = 0xFFFFFFFF
+
+
+def _ether_ipv4_tcp_bytewise(
+    b: bytes, p: int
+) -> tuple[int, int, int, int, int, int, int, int, int, int, int, int, int, int, int]:
+    """`_ETHER_IPV4_TCP(b, p)`, read byte by byte (the offsets are the format's).
+
+    Compiled, this takes a fifth of the time `struct` takes, which builds a tuple of boxed
+    integers; interpreted, five times longer. So `read_records` uses it when `COMPILED`."""
+    return (
+        b[p] << 8 | b[p + 1],
+        b[p + 2],
+        b[p + 4] << 8 | b[p + 5],
+        b[p + 6] << 8 | b[p + 7],
+        b[p + 8] << 8 | b[p + 9],
+        b[p + 10],
+        b[p + 11],
+        b[p + 14] << 24 | b[p + 15] << 16 | b[p + 16] << 8 | b[p + 17],
+        b[p + 18] << 24 | b[p + 19] << 16 | b[p + 20] << 8 | b[p + 21],
+        b[p + 22] << 8 | b[p + 23],
+        b[p + 24] << 8 | b[p + 25],
+        b[p + 26] << 24 | b[p + 27] << 16 | b[p + 28] << 8 | b[p + 29],
+        b[p + 30] << 24 | b[p + 31] << 16 | b[p + 32] << 8 | b[p + 33],
+        b[p + 34],
+        b[p + 35],
+    )
+
+
+def _record_header_bytewise(b: bytes, p: int, big_endian: bool) -> tuple[int, int, int, int]:
+    """The four fields of the record header at `b[p:]`, read byte by byte (see
+    `_ether_ipv4_tcp_bytewise`)."""
+    if big_endian:
+        return (
+            b[p] << 24 | b[p + 1] << 16 | b[p + 2] << 8 | b[p + 3],
+            b[p + 4] << 24 | b[p + 5] << 16 | b[p + 6] << 8 | b[p + 7],
+            b[p + 8] << 24 | b[p + 9] << 16 | b[p + 10] << 8 | b[p + 11],
+            b[p + 12] << 24 | b[p + 13] << 16 | b[p + 14] << 8 | b[p + 15],
+        )
+    return (
+        b[p + 3] << 24 | b[p + 2] << 16 | b[p + 1] << 8 | b[p],
+        b[p + 7] << 24 | b[p + 6] << 16 | b[p + 5] << 8 | b[p + 4],
+        b[p + 11] << 24 | b[p + 10] << 16 | b[p + 9] << 8 | b[p + 8],
+        b[p + 15] << 24 | b[p + 14] << 16 | b[p + 13] << 8 | b[p + 12],
+    )
+
+
+def _compiled() -> bool:
+    """Whether this module runs compiled (mypyc): its functions are then builtins."""
+    return not isinstance(_compiled, FunctionType)
+
+
+COMPILED: Final = _compiled()
+"""Read the hot fields byte by byte (`_ether_ipv4_tcp_bytewise`) rather than with `struct`."""
 
 
 def magic_kind(magic: bytes) -> tuple[str, bool] | None:
@@ -160,6 +214,7 @@ def read_records(
         Callable[[bytes, int], tuple[int, int, int, int]],
         struct.Struct(header.byte_order + "IIII").unpack_from,
     )
+    big_endian = header.byte_order == ">"
     tick = 1e-9 if header.nanosecond else 1e-6
     link_type = header.link_type
     fcs = header.fcs_len
@@ -171,7 +226,7 @@ def read_records(
     prev = lowest = highest = 0.0
     # The inline decoder's hooks, as locals for the loop.
     segment: RecordSink[Segment] = _nothing
-    take: Take | None = None
+    take: SegmentTaker | None = None
     skipped: Skipped = _no_skips
     file_no = shard_mine = 0
     shard_count = 1
@@ -201,7 +256,10 @@ def read_records(
                     elif chunks.error is not None:
                         tally.stop(CaptureAnomaly.TRUNCATED_RECORD, "read error" + _why(chunks))
                     break
-            sec, frac, caplen, origlen = unpack(buf, pos)
+            if COMPILED:
+                sec, frac, caplen, origlen = _record_header_bytewise(buf, pos, big_endian)
+            else:
+                sec, frac, caplen, origlen = unpack(buf, pos)
             if caplen > MAX_RECORD_CAPLEN:
                 tally.stop(
                     CaptureAnomaly.BAD_BLOCK,
@@ -264,7 +322,7 @@ def read_records(
                     ack,
                     doff_byte,
                     flags,
-                ) = ether_ipv4_tcp(buf, p - 2)
+                ) = _ether_ipv4_tcp_bytewise(buf, p - 2) if COMPILED else ether_ipv4_tcp(buf, p - 2)
                 ip_end = p + total
                 pstart = p + IPV4_MIN_HEADER_LEN + ((doff_byte >> 4) << 2)
                 if (
@@ -291,7 +349,7 @@ def read_records(
                     # Ethernet padding after the IP packet is not payload; options can run
                     # past a snaplen cut (never slice past the end: see docs/DESIGN.md).
                     cut = ip_end if ip_end < end else end
-                    if take is not None and take(
+                    if take is not None and take.take(
                         buf[p + IPV4_ADDRS_OFFSET : p + KEY_END],
                         ts,
                         frame,

@@ -22,7 +22,7 @@ from typing import Final, Literal
 from analyzer._common import FrameRef
 from analyzer.capture import pcap, pcapng
 from analyzer.capture.conversation import Shard
-from analyzer.capture.decode import LINKTYPE_ETHERNET, Decoder, Skipped, Take
+from analyzer.capture.decode import LINKTYPE_ETHERNET, Decoder, SegmentTaker, Skipped
 from analyzer.capture.records import FileTally, RecordSink, T
 from analyzer.capture.segment import CaptureAnomaly, Segment
 from analyzer.capture.source import Source
@@ -87,7 +87,7 @@ class Capture:
         *,
         shard: Shard | None = None,
         skipped: Skipped | None = None,
-        take: Take | None = None,
+        take: SegmentTaker | None = None,
     ) -> Iterator[Segment]:
         """Every TCP segment of every file, in file order then record order.
 

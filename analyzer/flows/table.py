@@ -58,7 +58,7 @@ from typing import Final, Protocol, TypeAlias
 
 from analyzer._common import Anomaly, Direction, FrameRef
 from analyzer.capture.conversation import raw_key
-from analyzer.capture.decode import new_frame_ref
+from analyzer.capture.decode import SegmentTaker, new_frame_ref
 from analyzer.capture.segment import ACK, FIN, RST, SYN, Segment
 from analyzer.flows.events import (
     DirectionStats,
@@ -287,8 +287,11 @@ class _Flow:
         return a if b is None or a >= b else b
 
 
-class FlowTable:
-    """TCP connections of one capture, reassembled and handed to a `FlowSink` (see the module)."""
+class FlowTable(SegmentTaker):
+    """TCP connections of one capture, reassembled and handed to a `FlowSink` (see the module).
+
+    As a `SegmentTaker`, it takes the segments of the connections it knows before they become
+    `Segment`s (`take`)."""
 
     def __init__(
         self,
@@ -389,9 +392,10 @@ class FlowTable:
         ip_id: int | None,
         src_mac: bytes | None,
     ) -> bool:
-        """The short path of `add` for a segment given as fields (`Decoder.take`): True when it
-        was an ACK or data segment of an open connection whose side was seen, and is done;
-        False, with nothing changed but the idle sweep, for any other segment (then `add`)."""
+        """The short path of `add` for a segment given as fields (`SegmentTaker.take`): True
+        when it was an ACK or data segment of an open connection whose side was seen, and is
+        done; False, with nothing changed but the idle sweep, for any other segment (then
+        `add`)."""
         if ts >= self._next_sweep:
             self._sweep(ts)
         half = self._raw.get(key)

@@ -309,8 +309,7 @@ def test_address_cache_holds_many_pairs_without_mixing_them_up() -> None:
 
 
 def test_new_segment_builds_exactly_what_the_dataclass_constructor_builds() -> None:
-    # A distinct value of the declared type for every field (a compiled `new_segment` checks
-    # the types of its arguments).
+    # A distinct value of the declared type for every field.
     values: dict[str, object] = {
         f.name: i for i, f in enumerate(dataclasses.fields(Segment)) if f.name != "frame"
     }

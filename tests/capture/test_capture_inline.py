@@ -4,6 +4,7 @@ fields its `Segment` has, and every conversation read by exactly one shard."""
 
 from __future__ import annotations
 
+import struct
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer.capture import Capture, Segment, open_capture, reader
+from analyzer.capture import Capture, Segment, open_capture, pcap, reader
 from analyzer.capture.conversation import (
     Shard,
     fold_addresses,
@@ -21,6 +22,7 @@ from analyzer.capture.conversation import (
     shard_index,
     shard_of,
 )
+from analyzer.capture.decode import TakeFunction
 
 from . import craft
 
@@ -155,7 +157,7 @@ def test_every_segment_is_offered_first_with_the_fields_of_its_segment(
 
     for path in written(craft.pcap(recs)):
         plain, _ = read(path)
-        segments, capture = read(path, take=refuse)
+        segments, capture = read(path, take=TakeFunction(refuse))
     assert segments == plain
     assert len(offered) == len(segments) == capture.stats.tcp_segments
     for fields, seg in zip(offered, segments, strict=True):
@@ -172,6 +174,16 @@ def test_every_segment_is_offered_first_with_the_fields_of_its_segment(
         assert (ttl, ip_id, mac) == (seg.ttl, seg.ip_id, seg.src_mac)
 
 
+@given(st.binary(min_size=36, max_size=72), st.data())
+def test_the_bytewise_readers_read_what_struct_reads(data: bytes, draw: st.DataObject) -> None:
+    # The compiled build reads the record header and the inline fields byte by byte.
+    p = draw.draw(st.integers(min_value=0, max_value=len(data) - 36))
+    assert pcap._ether_ipv4_tcp_bytewise(data, p) == pcap._ETHER_IPV4_TCP(data, p)
+    for order, big_endian in (("<", False), (">", True)):
+        expected = struct.unpack_from(order + "IIII", data, p)
+        assert pcap._record_header_bytewise(data, p, big_endian) == expected
+
+
 def test_a_segment_whose_options_run_past_the_snaplen_is_offered_with_no_payload() -> None:
     frame = craft.ether(
         craft.ipv4(craft.tcp(options=craft.ts_option(5, 6), payload=b"m" * 40, flags=0x18))
@@ -184,7 +196,7 @@ def test_a_segment_whose_options_run_past_the_snaplen_is_offered_with_no_payload
         return False
 
     for path in written(craft.pcap([craft.Rec(frame[:cut], 1.0, len(frame))])):
-        segments, _ = read(path, take=refuse)
+        segments, _ = read(path, take=TakeFunction(refuse))
     [(*_, payload, payload_len, _ttl, _ip_id, _mac)] = offered
     assert (payload, payload_len) == (b"", 40)
     assert [(seg.payload, seg.payload_len) for seg in segments] == [(b"", 40)]
@@ -203,7 +215,7 @@ def test_what_the_consumer_takes_becomes_no_segment_but_is_still_counted(
         def take(*fields: Any, answers: Iterator[bool] = taken) -> bool:
             return next(answers)
 
-        left, capture = read(path, take=take)
+        left, capture = read(path, take=TakeFunction(take))
     assert left == [seg for seg, took in zip(everything, choices, strict=False) if not took]
     assert capture.stats == whole.stats
 
