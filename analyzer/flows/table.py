@@ -134,8 +134,12 @@ class _Half(Reassembler):
         "ip",
         "ip_id",
         "key",
+        "last_frame",
+        "last_ts",
         "lru_due",
         "mac",
+        "packets",
+        "payload_packets",
         "peer",
         "port",
         "raw",
@@ -155,8 +159,14 @@ class _Half(Reassembler):
         self.raw: bytes | None = None
         """Raw key (`conversation.raw_key`) of this side's direction; None if the addresses are
         not IP addresses in text form."""
+        # The counters of the packets this side sent are kept here and written into `stats` by
+        # `sync_stats`: compiled, these are native fields, while `stats` is a Python object.
+        self.packets = 0
+        self.payload_packets = 0
+        self.last_ts: float | None = None
+        self.last_frame: FrameRef | None = None
         self.frame_no = -1
-        """Frame number (in file `file_no`) of this side's latest packet when `stats.last_frame`
+        """Frame number (in file `file_no`) of this side's latest packet when `last_frame`
         does not hold it yet; -1 when it does."""
         self.file_no = 0
         self.ip = key[0]
@@ -192,11 +202,20 @@ class _Half(Reassembler):
         self.ttl = ttl
         self.ttl_run = others.pop(ttl, 0) + 1
 
-    def sync_frame(self) -> None:
-        """Make `stats.last_frame` the latest packet's frame."""
+    def latest_frame(self) -> FrameRef | None:
+        """The frame of this side's latest packet (made now if it was kept as a number)."""
         if self.frame_no >= 0:
-            self.stats.last_frame = new_frame_ref(self.flow.capture_id, self.frame_no, self.file_no)
+            self.last_frame = new_frame_ref(self.flow.capture_id, self.frame_no, self.file_no)
             self.frame_no = -1
+        return self.last_frame
+
+    def sync_stats(self) -> None:
+        """Bring `stats` up to date: packet counts, latest time and frame."""
+        st = self.stats
+        st.packets = self.packets
+        st.payload_packets = self.payload_packets
+        st.last_ts = self.last_ts
+        st.last_frame = self.latest_frame()
 
     def usual_origin(self) -> PacketOrigin | None:
         """Most common TTL, latest IP-ID and MAC of the packets counted so far."""
@@ -280,8 +299,8 @@ class _Flow:
         first = self.first
         if first is None:
             return self.closed_ts
-        a = first.stats.last_ts
-        b = first.peer.stats.last_ts
+        a = first.last_ts
+        b = first.peer.last_ts
         if a is None:
             return self.start_ts if b is None else b
         return a if b is None or a >= b else b
@@ -350,11 +369,10 @@ class FlowTable(SegmentTaker):
         # The short path: an open flow, a side already seen, no SYN, FIN or RST.
         if ts >= half.lru_due:
             self._touch(half, ts)
-        st = half.stats
-        st.packets += 1
-        st.last_frame = seg.frame
+        half.packets += 1
+        half.last_frame = seg.frame
         half.frame_no = -1
-        st.last_ts = ts
+        half.last_ts = ts
         if seg.ttl == half.ttl:
             half.ttl_run += 1
         else:
@@ -372,7 +390,7 @@ class FlowTable(SegmentTaker):
                     return
         n = seg.payload_len
         if n:
-            st.payload_packets += 1
+            half.payload_packets += 1
             half.push(seg.seq, seg.payload, n, seg.frame, ts)
             if self._finished is not None:
                 self._close_finished()
@@ -403,11 +421,10 @@ class FlowTable(SegmentTaker):
             return False
         if ts >= half.lru_due:
             self._touch(half, ts)
-        st = half.stats
-        st.packets += 1
+        half.packets += 1
         half.frame_no = frame_no
         half.file_no = file_no
-        st.last_ts = ts
+        half.last_ts = ts
         if ttl == half.ttl:
             half.ttl_run += 1
         else:
@@ -418,21 +435,16 @@ class FlowTable(SegmentTaker):
             half.ack_seen = ack
             peer = half.peer
             if peer.seen_end >= 0 and 0 < ((ack - peer.seen_end) & SEQ_MASK) < MAX_WINDOW:
-                half.sync_frame()
-                assert st.last_frame is not None
-                peer.acked(ack, st.last_frame, ts)
+                frame = half.latest_frame()
+                assert frame is not None
+                peer.acked(ack, frame, ts)
                 if self._finished is not None:
                     self._close_finished()
                     return True
         if payload_len:
-            st.payload_packets += 1
-            if half.frame_no >= 0:
-                frame = new_frame_ref(half.flow.capture_id, frame_no, file_no)
-                st.last_frame = frame
-                half.frame_no = -1
-            else:
-                assert st.last_frame is not None
-                frame = st.last_frame
+            half.payload_packets += 1
+            frame = half.latest_frame()
+            assert frame is not None
             half.push(seq, payload, payload_len, frame, ts)
             if self._finished is not None:
                 self._close_finished()
@@ -500,14 +512,13 @@ class FlowTable(SegmentTaker):
         flow = half.flow
         ts = seg.ts
         self._touch(half, ts)
-        st = half.stats
-        if st.packets == 0:
-            st.first_frame = seg.frame
+        if half.packets == 0:
+            half.stats.first_frame = seg.frame
             half.first_tsval = seg.tsval
-        st.packets += 1
-        st.last_frame = seg.frame
+        half.packets += 1
+        half.last_frame = seg.frame
         half.frame_no = -1
-        st.last_ts = ts
+        half.last_ts = ts
         usual = half.usual_origin() if flags & (FIN | RST) else None
         if not flags & RST:
             if seg.ttl == half.ttl:
@@ -521,7 +532,7 @@ class FlowTable(SegmentTaker):
         n = seg.payload_len
         if flow.state == _NEW and (n or flags & (FIN | RST)):
             self._guess_roles(flow, half, seg)
-        if flow.state == _ROLES and (n or flags & (FIN | RST) or half.peer.stats.packets):
+        if flow.state == _ROLES and (n or flags & (FIN | RST) or half.peer.packets):
             self._start(flow)
         if flow.state != _OPEN:
             return
@@ -531,7 +542,7 @@ class FlowTable(SegmentTaker):
             if peer.seen_end >= 0 and 0 < ((seg.ack - peer.seen_end) & SEQ_MASK) < MAX_WINDOW:
                 peer.acked(seg.ack, seg.frame, ts)
         if n:
-            st.payload_packets += 1
+            half.payload_packets += 1
         if n and not flags & RST:
             seq = seg.seq + 1 if flags & SYN else seg.seq
             half.push(seq & SEQ_MASK, seg.payload, n, seg.frame, ts)
@@ -653,7 +664,7 @@ class FlowTable(SegmentTaker):
             half.on_anomaly = partial(sink.on_anomaly, info)
             half.on_fin = partial(self._fin_released, half)
             half.partner = half.peer
-            half.ready = half.stats.packets > 0
+            half.ready = half.packets > 0
         sink.on_flow_start(info)
         if flow.guess is not None:
             first = flow.first
@@ -751,8 +762,8 @@ class FlowTable(SegmentTaker):
             return
         flow.state = _CLOSED
         client.ready = server.ready = False
-        client.sync_frame()
-        server.sync_frame()
+        client.sync_stats()
+        server.sync_stats()
         self._active.pop(flow.index, None)
         linger = not evicted and (flow.end_kind is EndKind.RST or flow.fins == 2)
         if linger:
@@ -775,9 +786,7 @@ class FlowTable(SegmentTaker):
         first = flow.first
         assert first is not None
         first.hand_on_runs()
-        first.sync_frame()
-        first.peer.sync_frame()
-        seen = [f for f in (first.stats.last_frame, first.peer.stats.last_frame) if f is not None]
+        seen = [f for f in (first.latest_frame(), first.peer.latest_frame()) if f is not None]
         self._sink.on_anomaly(
             info,
             Anomaly(FlowAnomaly.FLOW_EVICTED, f"closed early: {why}", (max(seen),), flow.last_ts()),

@@ -93,13 +93,13 @@ def header_field(event: MessageHeader) -> HeaderField:
     text = raw.partition(b":")[2].decode("utf-8", "surrogateescape")
     if "\n " in text or "\n\t" in text:
         text = unfold(text)
-    return _new_header_field(
-        name=event.name.decode("utf-8", "surrogateescape"),
-        value=text.strip(),
-        offset=event.offset,
-        longest_line=event.longest_line,
-        frame=event.frame,
-        last_frame=event.last_frame,
-        ts=event.ts,
-        complete=raw.endswith(b"\n"),
+    return _new_header_field(  # positionally: keywords cost more than the rest of the call
+        event.name.decode("utf-8", "surrogateescape"),  # name
+        text.strip(),  # value
+        event.offset,
+        event.longest_line,
+        event.frame,
+        event.last_frame,
+        event.ts,
+        raw.endswith(b"\n"),  # complete
     )
