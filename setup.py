@@ -20,6 +20,7 @@ import os
 from setuptools import setup
 
 COMPILED_MODULES = [
+    "analyzer/_frame.py",
     "analyzer/capture/conversation.py",
     "analyzer/capture/decode.py",
     "analyzer/capture/fragments.py",
@@ -46,8 +47,9 @@ COMPILED_MODULES = [
     "analyzer/text.py",
     "analyzer/tunnel.py",
 ]
-"""Left interpreted: the modules that define the frozen slotted dataclasses built per packet or
-per line (`analyzer._quick` builds those faster than a compiled class can be), `capture/reader`
+"""Left interpreted: the modules that define the public frozen dataclasses built per line or per
+event (`analyzer._quick` builds those faster than a compiled dataclass's generated `__init__`
+would; `_frame`'s `FrameRef`, one per packet, has a written-out one instead), `capture/reader`
 (a compiled generator dropped before its end would skip its `finally`, which accounts for what
 was read), and everything that runs once per capture or per report."""
 

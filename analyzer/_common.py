@@ -1,4 +1,5 @@
-"""Values shared by every layer: which way bytes travel, where a byte was seen, and anomalies.
+"""Values shared by every layer: which way bytes travel, where a byte was seen (`FrameRef`, from
+`_frame`), and anomalies.
 
 This module holds only small immutable types. It does no parsing and no I/O.
 """
@@ -8,6 +9,8 @@ from __future__ import annotations
 import enum
 from bisect import bisect_right
 from dataclasses import dataclass
+
+from analyzer._frame import FrameRef as FrameRef
 
 
 class Direction(enum.StrEnum):
@@ -21,24 +24,6 @@ class Direction(enum.StrEnum):
         if self is Direction.CLIENT_TO_SERVER:
             return Direction.SERVER_TO_CLIENT
         return Direction.CLIENT_TO_SERVER
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class FrameRef:
-    """A packet a user can open in Wireshark.
-
-    `frame_no` is 1-based within file number `file_no` (0-based, in time order) of the capture
-    `capture_id`, exactly as Wireshark numbers frames when it opens that file.
-    """
-
-    capture_id: str
-    frame_no: int
-    file_no: int = 0
-
-    def __str__(self) -> str:
-        if self.file_no:
-            return f"{self.capture_id}[{self.file_no}]#{self.frame_no}"
-        return f"{self.capture_id}#{self.frame_no}"
 
 
 class FrameMarks:
