@@ -9,8 +9,8 @@ needed at build time, nothing extra at run time):
     make compiled                                            # compile in place (tests, bench)
     make pure                                                # remove what `make compiled` built
 
-The compiled build reads the same captures into the same bytes of output in about a quarter
-less time.
+The compiled build reads the same captures into the same bytes of output in about half the
+time.
 """
 
 from __future__ import annotations
