@@ -160,6 +160,7 @@ _TCP: Final = cast(
 """source port, destination port, seq, ack, data offset, flags, window."""
 _TS: Final = cast(Callable[[bytes, int], tuple[int, int]], struct.Struct("!II").unpack_from)
 
+
 class SegmentTaker:
     """The `take` hook: offered the fields of each TCP segment before a `Segment` is built.
 
@@ -197,7 +198,8 @@ Take: TypeAlias = Callable[
 
 
 class TakeFunction(SegmentTaker):
-    """A `SegmentTaker` that asks a function."""
+    """A `SegmentTaker` that asks a function (tests and benchmarks hand plain functions: in the
+    compiled build an interpreted class cannot extend `SegmentTaker`)."""
 
     __slots__ = ("function",)
 
@@ -502,9 +504,6 @@ class Decoder:
             return self._malformed(
                 frame_no, ts, f"TCP data offset {doff} outside the IP payload of {ip_end - t}"
             )
-        # The options can run past a snaplen cut: then no payload was captured. (Never slice
-        # bytes past their end in the compiled build: see docs/DESIGN.md.)
-        payload = buf[pstart:end] if pstart < end else b""
         shard = self.shard
         if shard is not None and (
             shard_index(fold_addresses(pair), sport, dport, shard.count) != shard.index
@@ -513,6 +512,9 @@ class Decoder:
             if ts >= self.skip_due:
                 self.skip_due = self.skipped(ts, self.file_no, frame_no)
             return None
+        # The options can run past a snaplen cut: then no payload was captured. (Never slice
+        # bytes past their end in the compiled build: see docs/DESIGN.md.)
+        payload = buf[pstart:end] if pstart < end else b""
         take = self.take
         if take is not None and take.take(
             pair + buf[t : t + 4],
