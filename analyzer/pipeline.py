@@ -14,11 +14,13 @@ happened; `analyzer.parallel` runs it in several processes and merges what they 
 from __future__ import annotations
 
 import gc
+import hashlib
+import itertools
 import os
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
 from analyzer._common import Anomaly, Direction
@@ -27,13 +29,22 @@ from analyzer.capture.conversation import Shard
 from analyzer.correlate import (
     ClockEstimate,
     PairAlignment,
+    Pairing,
     SessionPair,
     align_pair,
     estimate_offset,
     pair_sessions,
 )
-from analyzer.detect import Finding, detect_pair, detect_single, number, unmatched
-from analyzer.errors import CaptureError
+from analyzer.correlate.orientation import Orientation, judge_orientation
+from analyzer.correlate.overlap import (
+    Overlap,
+    OverlapKind,
+    corroborated_pairs,
+    judge_overlap,
+    same_traffic,
+)
+from analyzer.detect import Confidence, Finding, detect_pair, detect_single, number, unmatched
+from analyzer.errors import CaptureError, UsageError
 from analyzer.flows import FlowTable
 from analyzer.flows.events import (
     EndKind,
@@ -480,6 +491,16 @@ class Analysis:
     findings: list[Finding]
     clock: ClockEstimate | None
     clock_given: bool = False
+    overlap: Overlap | None = None
+    """Two captures: whether they are shown to hold the same connections."""
+    orientation: Orientation | None = None
+    """Two captures: which side is which, judged from the captures (None when they are not
+    shown to overlap)."""
+    sides_swapped: bool = False
+    """The captures were given the wrong way round and were analysed the right way round:
+    `captures[0]` is the file given as the server side."""
+    keep_orientation: bool = False
+    """The sides were analysed as given, whatever the captures show."""
 
     @property
     def two_sided(self) -> bool:
@@ -531,60 +552,238 @@ def analyze(
     client_side: PathLike | Sequence[PathLike] | None = None,
     server_side: PathLike | Sequence[PathLike] | None = None,
     time_offset: float | None = None,
+    keep_orientation: bool = False,
 ) -> Analysis:
     """Analyse one capture, or the two sides of a firewall, and return sessions and findings.
 
     `client_side` is captured between the client and the firewall (outside), `server_side`
     between the firewall and the server (inside); each may be a rotation set (a list of files).
     `time_offset` (server-side clock minus client-side clock, seconds) overrides the estimate.
-    """
-    from analyzer.errors import UsageError
+    When the captures show that they were given the wrong way round (`correlate.orientation`),
+    they are analysed the right way round and `Analysis.sides_swapped` says so;
+    `keep_orientation` analyses them as given whatever they show.
 
+    Raises `UsageError` for one file (or the same packets) given for both sides, and for
+    several files given as one capture that are not one rotation set.
+    """
     if single is not None and (client_side is not None or server_side is not None):
         raise UsageError("give one capture, or --client-side and --server-side, not both")
     if single is None and client_side is None and server_side is None:
         raise UsageError("no capture given")
-    two_sided = client_side is not None and server_side is not None
-    infos: list[CaptureInfo] = []
-    sessions_of: dict[str, list[SmtpSession]] = {}
-    for role, paths in (
-        (Role.SINGLE, _as_paths(single)),
-        (Role.CLIENT_SIDE, _as_paths(client_side)),
-        (Role.SERVER_SIDE, _as_paths(server_side)),
-    ):
-        if paths:
-            info, sessions = _read(paths, role, keep_streams=two_sided)
-            infos.append(info)
-            sessions_of[role] = sessions
-    all_sessions = [s for info in infos for s in sessions_of[info.role]]
-    start_of = {s.id: s.start_ts for s in all_sessions}
-    if not two_sided:
-        findings = detect_single(all_sessions)
-        return Analysis(infos, all_sessions, [], [], number(findings, start_of), None)
+    if client_side is None or server_side is None:
+        paths = _as_paths(single if single is not None else client_side or server_side)
+        role = (
+            Role.SINGLE
+            if single is not None
+            else Role.CLIENT_SIDE
+            if client_side is not None
+            else Role.SERVER_SIDE
+        )
+        info, sessions = _read(paths, role, keep_streams=False)
+        if single is not None:
+            _check_rotation_set(info, sessions)
+        start_of = {s.id: s.start_ts for s in sessions}
+        findings = detect_single(sessions)
+        return Analysis([info], sessions, [], [], number(findings, start_of), None)
 
-    client, server = sessions_of[Role.CLIENT_SIDE], sessions_of[Role.SERVER_SIDE]
+    given_client, given_server = _as_paths(client_side), _as_paths(server_side)
+    _check_distinct(given_client, given_server)
+    side = _read_sides(given_client, given_server, time_offset)
+    orientation = judge_orientation(side.corroborated) if side.overlap.proven else None
+    swapped = orientation is not None and orientation.swapped and not keep_orientation
+    if swapped:
+        side = _read_sides(
+            given_server, given_client, None if time_offset is None else -time_offset
+        )
+    return _two_sided(side, time_offset is not None, orientation, swapped, keep_orientation)
+
+
+@dataclass(slots=True)
+class _Sides:
+    """Both captures read, their sessions paired, and whether they overlap."""
+
+    client_info: CaptureInfo
+    server_info: CaptureInfo
+    client: list[SmtpSession]
+    server: list[SmtpSession]
+    clock: ClockEstimate
+    pairing: Pairing
+    corroborated: tuple[SessionPair, ...]
+    overlap: Overlap
+
+
+def _read_sides(
+    client_paths: list[PathLike], server_paths: list[PathLike], time_offset: float | None
+) -> _Sides:
+    client_info, client = _read(client_paths, Role.CLIENT_SIDE, keep_streams=True)
+    server_info, server = _read(server_paths, Role.SERVER_SIDE, keep_streams=True)
+    if same_traffic(client, server):
+        raise UsageError(
+            f"{_names(client_paths)} and {_names(server_paths)} hold the same packets: give "
+            "the capture of the other side of the firewall for one of them"
+        )
     if time_offset is not None:
         clock = ClockEstimate(time_offset, "given", 0)
     else:
         clock = estimate_offset(client, server)
     pairing = pair_sessions(client, server, clock)
-    alignments = [align_pair(pair) for pair in pairing.pairs]
+    corroborated = corroborated_pairs(pairing.pairs, clock, client, server)
+    overlap = judge_overlap(
+        client,
+        server,
+        pairing.pairs,
+        clock,
+        _span(client_info, 0.0),
+        _span(server_info, 0.0),
+        corroborated,
+    )
+    return _Sides(client_info, server_info, client, server, clock, pairing, corroborated, overlap)
+
+
+def _two_sided(
+    side: _Sides,
+    clock_given: bool,
+    orientation: Orientation | None,
+    swapped: bool,
+    keep_orientation: bool,
+) -> Analysis:
+    client_info, server_info, clock, pairing = (
+        side.client_info,
+        side.server_info,
+        side.clock,
+        side.pairing,
+    )
+    all_sessions = side.client + side.server
+    start_of = {s.id: s.start_ts for s in all_sessions}
     found: list[Finding] = []
-    for alignment in alignments:
-        found.extend(detect_pair(alignment))
-    client_info, server_info = infos[0], infos[1]
-    found.extend(unmatched(pairing.client_only, "server-side", _span(server_info, -clock.offset_s)))
-    found.extend(unmatched(pairing.server_only, "client-side", _span(client_info, clock.offset_s)))
-    found.extend(detect_single(list(pairing.client_only) + list(pairing.server_only)))
+    alignments: list[PairAlignment] = []
+    if side.overlap.kind is not OverlapKind.NO_OVERLAP:
+        # Captures that share no connection prove nothing together: no finding is made from
+        # them (each one alone is a one-capture analysis, which says what it is).
+        alignments = [align_pair(pair) for pair in pairing.pairs]
+        for alignment in alignments:
+            found.extend(detect_pair(alignment))
+        found.extend(
+            unmatched(pairing.client_only, "server-side", _span(server_info, -clock.offset_s))
+        )
+        found.extend(
+            unmatched(pairing.server_only, "client-side", _span(client_info, clock.offset_s))
+        )
+        found.extend(detect_single(list(pairing.client_only) + list(pairing.server_only)))
+    if side.overlap.kind is OverlapKind.UNPROVEN_OVERLAP:
+        found = [_unconfirmed(f) for f in found]
     return Analysis(
-        infos,
+        [client_info, server_info],
         all_sessions,
         list(pairing.pairs),
         alignments,
         number(found, start_of),
         clock,
-        clock_given=time_offset is not None,
+        clock_given=clock_given,
+        overlap=side.overlap,
+        orientation=orientation,
+        sides_swapped=swapped,
+        keep_orientation=keep_orientation,
     )
+
+
+def _unconfirmed(finding: Finding) -> Finding:
+    """A finding of captures whose overlap is not proven: at most `likely`."""
+    if finding.confidence is not Confidence.CONFIRMED:
+        return finding
+    details = dict(finding.details)
+    details["confidence_capped"] = "unproven_overlap"
+    return replace(finding, confidence=Confidence.LIKELY, details=details)
+
+
+def _names(paths: Sequence[PathLike]) -> str:
+    return ", ".join(os.fspath(p) for p in paths)
+
+
+FINGERPRINT_BYTES: Final = 1 << 20
+"""Bytes hashed (with the size) to tell whether two files are copies of one capture."""
+
+
+def _fingerprint(path: PathLike) -> tuple[int, bytes] | None:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(FINGERPRINT_BYTES)
+            size = os.fstat(handle.fileno()).st_size
+    except OSError:
+        return None  # reading it will say what is wrong with it
+    return size, hashlib.sha256(head).digest()
+
+
+def _check_distinct(client_paths: list[PathLike], server_paths: list[PathLike]) -> None:
+    """The two sides are different captures: not one file, nor copies of one file."""
+    for c in client_paths:
+        for s in server_paths:
+            same = os.path.abspath(c) == os.path.abspath(s)
+            with suppress(OSError):
+                same = same or os.path.samefile(c, s)
+            if not same:
+                fc, fs = _fingerprint(c), _fingerprint(s)
+                same = fc is not None and fc == fs
+            if same:
+                raise UsageError(
+                    f"{os.fspath(c)} and {os.fspath(s)} are the same capture, given for both "
+                    "the client side and the server side: give the capture of the other side "
+                    "of the firewall for one of them"
+                )
+
+
+ROTATION_TOLERANCE_S: Final = 1.0
+"""How far a file of a rotation set may start before the previous one ended: one capture
+process writes its files one after the other, so only timestamps reordered by the kernel
+overlap (milliseconds)."""
+
+
+def _check_rotation_set(info: CaptureInfo, sessions: Sequence[SmtpSession]) -> None:
+    """Several files given as one capture must be one rotation set: each starts after the
+    previous one ends, all have the same link types and snapshot length, no connection opens
+    in two of them, and files that both carry SMTP share an address (one capture point)."""
+    files = [f for f in info.files if f.packets]
+    if len(files) < 2:
+        return
+    problem = ""
+    opened: dict[tuple[int, str], int] = {}
+    addresses: dict[int, set[str]] = defaultdict(set)
+    for session in sessions:
+        frame = session.flow.syn_frame
+        file_no = frame.file_no if frame is not None else _file_of(session)
+        addresses[file_no].update((session.flow.client.ip, session.flow.server.ip))
+        if session.flow.handshake_seen and session.flow.client_tsval is not None:
+            key = (session.flow.client_tsval, session.helo or "")
+            if opened.setdefault(key, file_no) != file_no:
+                problem = "the same connections appear in two of them"
+    numbered = list(enumerate(info.files))
+    for (prev_no, prev), (file_no, cur) in itertools.pairwise(numbered):
+        if not prev.packets or not cur.packets:
+            continue
+        if prev.link_types != cur.link_types or prev.snaplen != cur.snaplen:
+            problem = problem or "they were not captured on the same kind of interface"
+        elif (
+            prev.last_ts is not None
+            and cur.first_ts is not None
+            and cur.first_ts < prev.last_ts - ROTATION_TOLERANCE_S
+        ):
+            problem = problem or "they were captured at the same time"
+        elif (
+            addresses[prev_no]
+            and addresses[file_no]
+            and not addresses[prev_no] & addresses[file_no]
+        ):
+            problem = problem or "they share no address (two capture points)"
+    if problem:
+        raise UsageError(
+            f"{_names(info.paths)} are not one rotation set ({problem}); to compare the two "
+            "sides of a firewall, give them as --client-side FILE --server-side FILE"
+        )
+
+
+def _file_of(session: SmtpSession) -> int:
+    frame = next((line.frame for line in session.lines if line.frame is not None), None)
+    return frame.file_no if frame is not None else 0
 
 
 def _span(info: CaptureInfo, shift: float) -> tuple[float, float] | None:
