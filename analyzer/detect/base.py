@@ -14,6 +14,7 @@ from analyzer._common import Direction, FrameRef
 
 class FindingKind(enum.StrEnum):
     BANNER_MASKED = "banner_masked"
+    BANNER_REPLACED = "banner_replaced"
     EHLO_KEYWORD_MASKED = "ehlo_keyword_masked"
     EHLO_KEYWORD_REMOVED = "ehlo_keyword_removed"
     COMMAND_MASKED = "command_masked"
@@ -78,3 +79,6 @@ class Finding:
     """Kind-specific facts: original and masked keyword, header name and offset, who replied…"""
     id: str = ""
     """Assigned once all findings are known ('F1', 'F2', … in report order)."""
+    confidence_note: str | None = None
+    """Why `confidence` is lower than the evidence alone would give: the session pair it rests
+    on is ambiguous or not corroborated (`registry.cap_to_pairing`)."""

@@ -19,7 +19,7 @@ from analyzer.session.model import HeaderField, Line, MailTransaction, SmtpSessi
 from . import remedies
 from .base import Confidence, Evidence, Finding, FindingKind, Severity
 from .locate import answered_verb, decode, evidence, line_at, line_evidence, transaction_at
-from .signatures import ONE_CHAR_SEGMENT_SHARE, is_masked_verb
+from .signatures import ONE_CHAR_SEGMENT_SHARE, banner_is_masked, is_masked_keyword, is_masked_verb
 
 C2S = Direction.CLIENT_TO_SERVER
 S2C = Direction.SERVER_TO_CLIENT
@@ -96,27 +96,61 @@ def _sent_and_received(
 # -- banner ------------------------------------------------------------------------------------
 
 
-def banner_masked(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
-    hits = [p for p in placed if p.place is Place.BANNER]
-    if not hits:
-        return []
+def _first_line(text: str | None) -> str:
+    return text.splitlines()[0] if text else ""
+
+
+def banner(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
+    """The 220 greeting changed on its way: masked (obfuscated) or replaced (a proxy's own).
+
+    Masked only by the device rule (`signatures.banner_is_masked`: mostly '*' or 'X'); any other
+    different greeting is readable text the box wrote itself, as a full proxy greets the client
+    with its own 220. A full proxy's own EHLO name on the server side is noted, not damage.
+    """
     client, server = al.pair.client_side, al.pair.server_side
-    original, masked = server.banner or "", client.banner or ""
+    original, arrived = server.banner or "", client.banner or ""
+    hits = [p for p in placed if p.place is Place.BANNER]
+    if not hits or not original or not arrived or original == arrived:
+        return []
     first = hits[0].divergence
+    proof = _sent_and_received(al, first, original, arrived)
+    if banner_is_masked(arrived):
+        return [
+            Finding(
+                kind=FindingKind.BANNER_MASKED,
+                severity=Severity.LOW,
+                confidence=Confidence.CONFIRMED,
+                sessions=_ids(al),
+                summary=f"The server's 220 greeting was masked on its way to the client: "
+                f"{_first_line(original)!r} arrived as {_first_line(arrived)!r}.",
+                cause=remedies.CAUSE_BANNER,
+                remediation="Usually harmless; if the greeting matters (some clients check it), "
+                "add `no mask-banner` to the ESMTP inspection map's `parameters`.",
+                evidence=proof,
+                details={"original": original, "masked": arrived},
+            )
+        ]
+    details: dict[str, object] = {"original": original, "replacement": arrived}
+    if client.helo and server.helo and client.helo != server.helo:
+        details["client_helo"] = client.helo
+        details["helo_at_server"] = server.helo
     return [
         Finding(
-            kind=FindingKind.BANNER_MASKED,
+            kind=FindingKind.BANNER_REPLACED,
             severity=Severity.LOW,
             confidence=Confidence.CONFIRMED,
             sessions=_ids(al),
-            summary=f"The server's 220 greeting was masked on its way to the client: "
-            f"{original.splitlines()[0] if original else ''!r} arrived as "
-            f"{masked.splitlines()[0] if masked else ''!r}.",
-            cause=remedies.CAUSE_BANNER,
-            remediation="Usually harmless; if the greeting matters (some clients check it), add "
-            "`no mask-banner` to the ESMTP inspection map's `parameters`.",
-            evidence=_sent_and_received(al, first, original, masked),
-            details={"original": original, "masked": masked},
+            summary=f"The client was greeted by the middlebox, not the server: the server sent "
+            f"{_first_line(original)!r}, the client received {_first_line(arrived)!r}"
+            + (
+                f" (the box introduced itself to the server as {server.helo!r})."
+                if "helo_at_server" in details
+                else "."
+            ),
+            cause=remedies.CAUSE_BANNER_REPLACED,
+            remediation=remedies.BANNER_REPLACED,
+            evidence=proof,
+            details=details,
         )
     ]
 
@@ -136,19 +170,21 @@ def _ehlo_reply_line(session: SmtpSession) -> Line | None:
 
 
 def ehlo_keywords(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
-    """Keywords masked in place (same length) or removed (stream shorter) in the EHLO reply."""
-    hits = [p for p in placed if p.place is Place.EHLO_REPLY]
-    if not hits:
-        return []
+    """Keywords masked in place (same length) or removed between the server's EHLO reply and
+    the one the client received, compared as sets of keywords whatever else the greeting did
+    (a full proxy writes its own EHLO reply; order and case of keywords carry no meaning,
+    RFC 5321 §2.4). Keywords a proxy adds of its own are not damage."""
     client, server = al.pair.client_side, al.pair.server_side
+    if _ehlo_reply_line(server) is None or _ehlo_reply_line(client) is None:
+        return []  # one side holds no EHLO reply: nothing to compare
     sent_lines, received_lines = server.ehlo_lines, client.ehlo_lines
     masked: list[tuple[str, str]] = []
+    received_keywords = {_keyword(line) for line in received_lines}
     if len(sent_lines) == len(received_lines):
         for sent, received in zip(sent_lines, received_lines, strict=True):
             a, b = _keyword(sent), _keyword(received)
-            if a != b and len(a) == len(b):
+            if a != b and len(a) == len(b) and is_masked_keyword(b) and a not in received_keywords:
                 masked.append((a, b))
-    received_keywords = {_keyword(line) for line in received_lines}
     masks = {m for _, m in masked}
     removed = [
         _keyword(line)
@@ -201,6 +237,11 @@ def ehlo_keywords(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
 # -- commands ----------------------------------------------------------------------------------
 
 
+_ARRIVED_CHANGED = frozenset({DivergenceKind.OVERWRITE, DivergenceKind.REPLACEMENT})
+"""Divergences where other bytes arrived in place of the command; a removal (the command
+never reached the server) is not a replacement by whatever the client sent next."""
+
+
 def _typed_by_hand(session: SmtpSession) -> bool:
     stats = session.stats.client_to_server
     return stats.bytes > 0 and stats.payload_packets >= ONE_CHAR_SEGMENT_SHARE * stats.bytes
@@ -209,7 +250,14 @@ def _typed_by_hand(session: SmtpSession) -> bool:
 def commands(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
     """Client commands overwritten with X's, replaced by another verb, or typed by hand."""
     client, server = al.pair.client_side, al.pair.server_side
-    hits = [p for p in placed if p.place is Place.COMMAND and p.sent_line and p.received_line]
+    hits = [
+        p
+        for p in placed
+        if p.place is Place.COMMAND
+        and p.sent_line
+        and p.received_line
+        and p.divergence.kind in _ARRIVED_CHANGED
+    ]
     if not hits:
         return []
     if _typed_by_hand(client):
@@ -326,10 +374,23 @@ def starttls_rejected(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
     by = "middlebox" if inserted or server_reply is None else "server"
     server_command = line_at(server, C2S, command.offset) if by == "server" else None
     arrived = server_command.verb if server_command else None
+    server_starttls, _ = _starttls_lines(server)
+    reached = server_command is not None or server_starttls is not None
     proof = [
         line_evidence(client, command, "STARTTLS as the client sent it"),
         line_evidence(client, reply, "the reply the client got"),
     ]
+    if not reached:
+        proof.append(
+            evidence(
+                server,
+                None,
+                None,
+                C2S,
+                "(no STARTTLS or other command in its place)",
+                "the server-side capture: the command never reached the server",
+            )
+        )
     if server_command:
         proof.append(line_evidence(server, server_command, "what reached the server"))
     if server_reply:
@@ -338,6 +399,7 @@ def starttls_rejected(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
         f"the server answered {reply.text!r} because the command reached it as {arrived}"
         if by == "server" and arrived and arrived != "STARTTLS"
         else f"the reply {reply.text!r} was generated by the middlebox, not the server"
+        + ("; the command never reached the server" if not reached else "")
         if by == "middlebox"
         else f"the server answered {reply.text!r}"
     )
@@ -357,6 +419,7 @@ def starttls_rejected(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
                 "reply_text": reply.text,
                 "replied_by": by,
                 "command_arrived_as": arrived,
+                "command_reached_server": reached,
             },
         )
     ]
@@ -391,6 +454,7 @@ def tls_downgrade(al: PairAlignment, found: list[Finding]) -> list[Finding]:
             f.kind in (FindingKind.COMMAND_MASKED, FindingKind.COMMAND_REPLACED)
             and f.details.get("original") == "STARTTLS"
         )
+        or (f.kind is FindingKind.STARTTLS_REJECTED and f.details.get("replied_by") == "middlebox")
     ]
     if not why:
         return []
@@ -655,9 +719,19 @@ def _server_header(server: SmtpSession, like: HeaderField) -> list[HeaderField]:
 def leftovers(al: PairAlignment, placed: list[Placed], found: list[Finding]) -> list[Finding]:
     """Differences no specific detector explained: payload_modified and data_missing."""
     kinds = {f.kind for f in found}
-    explained_places = {Place.BANNER} if FindingKind.BANNER_MASKED in kinds else set()
-    if kinds & {FindingKind.EHLO_KEYWORD_MASKED, FindingKind.EHLO_KEYWORD_REMOVED}:
+    full_proxy = FindingKind.BANNER_REPLACED in kinds
+    explained_places = (
+        {Place.BANNER}
+        if kinds & {FindingKind.BANNER_MASKED, FindingKind.BANNER_REPLACED}
+        else set()
+    )
+    if full_proxy or kinds & {FindingKind.EHLO_KEYWORD_MASKED, FindingKind.EHLO_KEYWORD_REMOVED}:
+        # A full proxy writes its own EHLO reply: its keywords were compared, the rest is its own.
         explained_places.add(Place.EHLO_REPLY)
+    swallowed = any(
+        f.kind is FindingKind.STARTTLS_REJECTED and not f.details.get("command_reached_server")
+        for f in found
+    )
     connection_killed = kinds & {
         FindingKind.RESET_INJECTED,
         FindingKind.RESET_AFTER_DKIM_HEADER,
@@ -684,6 +758,15 @@ def leftovers(al: PairAlignment, placed: list[Placed], found: list[Finding]) -> 
             continue
         if d.kind is DivergenceKind.TRUNCATION and connection_killed:
             continue
+        if p.place is Place.COMMAND and p.sent_line and _proxy_own_dialogue(p, full_proxy):
+            continue
+        if (
+            swallowed
+            and d.kind is DivergenceKind.REMOVAL
+            and p.sent_line is not None
+            and p.sent_line.verb == "STARTTLS"
+        ):
+            continue  # the box answered it itself: starttls_rejected says so
         if d.kind in (DivergenceKind.TRUNCATION, DivergenceKind.REMOVAL):
             missing.append(p)
         elif p.place is Place.REPLY and kinds & {FindingKind.STARTTLS_REJECTED}:
@@ -734,6 +817,21 @@ def leftovers(al: PairAlignment, placed: list[Placed], found: list[Finding]) -> 
     return findings
 
 
+_GREETING_VERBS = frozenset({"HELO", "EHLO"})
+
+
+def _proxy_own_dialogue(p: Placed, full_proxy: bool) -> bool:
+    """A full proxy greets the server with its own HELO/EHLO name: its dialogue, not damage."""
+    sent, received = p.sent_line, p.received_line
+    return (
+        full_proxy
+        and sent is not None
+        and received is not None
+        and sent.verb in _GREETING_VERBS
+        and received.verb in _GREETING_VERBS
+    )
+
+
 def _describe(p: Placed) -> dict[str, object]:
     d = p.divergence
     return {
@@ -750,7 +848,7 @@ def _describe(p: Placed) -> dict[str, object]:
 PairDetector = Callable[[PairAlignment, list[Placed]], list[Finding]]
 
 PAIR_DETECTORS: tuple[PairDetector, ...] = (
-    banner_masked,
+    banner,
     ehlo_keywords,
     commands,
     starttls_rejected,

@@ -70,6 +70,12 @@ PROXY = (
     "proxy), so both MTAs can negotiate TLS end to end."
 )
 
+BANNER_REPLACED = (
+    "Nothing to fix for the greeting itself. Check that the proxy passes the server's extensions "
+    "(STARTTLS) or does TLS itself toward both sides; to see the server's own greeting, exempt "
+    "this mail flow from the proxy."
+)
+
 RESET = (
     "Find the device that sent the reset (its TTL, IP-ID and MAC are in the evidence) and check "
     "its "
@@ -103,6 +109,12 @@ CAUSE_DKIM = (
 CAUSE_LONG_HEADER = (
     "The ASA default ESMTP policy (`_default_esmtp_map`) has `drop-connection` for header lines "
     "longer than 998 octets (RFC 5322 §2.1.1's limit)."
+)
+CAUSE_BANNER_REPLACED = (
+    "A full SMTP proxy (or an SMTP-aware firewall in proxy mode) terminates the client's TCP "
+    "connection and opens its own to the server: the client reads the proxy's 220 greeting and "
+    "EHLO reply, not the server's. Not damage in itself, but everything the client is told about "
+    "the server's extensions (STARTTLS above all) comes from the proxy."
 )
 CAUSE_PROXY = (
     "A token-removing SMTP proxy (Zorp and similar) deleted EHLO keywords it does not support "

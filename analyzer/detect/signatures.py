@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from analyzer.flows.events import PacketOrigin
+
 MASKED_KEYWORD = re.compile(r"X+[A-Z]")
 """A masked EHLO keyword: X's with a final letter counting up per masked keyword (inferred
 from captures: STARTTLS → XXXXXXXA, HELP → XXXB)."""
@@ -29,10 +31,18 @@ Sendmail `500 5.5.1 Command unrecognized`."""
 REJECT_UNKNOWN_CODES = frozenset({500, 502})
 """RFC 5321 §4.2.2: 500 syntax error / command unrecognized, 502 command not implemented."""
 
-BANNER_MASK_CHAR = "*"
+BANNER_MASK_CHARS = frozenset("*X")
 BANNER_MASKED_RATIO = 0.5
-"""A banner whose text (after the code) is at least this share of '*' is masked (PIX 5.1+ keeps
-only '2', '0' and spaces; ASA's exact form is unverified, so 'mostly *' is the rule)."""
+"""A banner whose text is at least this share of mask characters is masked: PIX 5.1+ turns
+every character but '2', '0' and spaces into '*' (PIX 4.4 all of it), the X-masking of
+"fixup"/"inspect esmtp" writes 'X's of the same length; ASA's `mask-banner` form is unverified,
+so 'mostly * or X' is the rule. A different banner that is readable text is not masked: it was
+replaced (a full proxy greets with its own 220)."""
+
+IP_ID_FORWARD_WINDOW = 1024
+"""A host's IPv4 IP-IDs move forward by small steps between its packets (RFC 6864 §4: a
+counter, per host or per destination); a forged packet's rarely lands within this many ahead
+of the endpoint's last one. Zero (RFC 6864 atomic datagrams, DF set) says nothing."""
 
 KEYWORDS_BY_LENGTH: dict[int, tuple[str, ...]] = {
     8: ("STARTTLS", "CHUNKING", "SMTPUTF8"),
@@ -84,8 +94,25 @@ def banner_is_masked(banner: str) -> bool:
     significant = [ch for ch in text if not ch.isspace()]
     if not significant:
         return False
-    stars = sum(ch == BANNER_MASK_CHAR for ch in significant)
-    return stars / len(significant) >= BANNER_MASKED_RATIO
+    masks = sum(ch in BANNER_MASK_CHARS for ch in significant)
+    return masks / len(significant) >= BANNER_MASKED_RATIO
+
+
+def origin_differences(origin: PacketOrigin, usual: PacketOrigin | None) -> tuple[str, ...]:
+    """Which of TTL, source MAC and IP-ID sequence show a packet was not sent by the endpoint
+    whose other packets are `usual` ('ttl', 'mac', 'ip_id'); empty when all fit or unknown."""
+    if usual is None:
+        return ()
+    differs: list[str] = []
+    if origin.ttl != usual.ttl:
+        differs.append("ttl")
+    if origin.src_mac is not None and usual.src_mac is not None and origin.src_mac != usual.src_mac:
+        differs.append("mac")
+    if origin.ip_id and usual.ip_id:
+        step = (origin.ip_id - usual.ip_id) % 65536
+        if step > IP_ID_FORWARD_WINDOW:
+            differs.append("ip_id")
+    return tuple(differs)
 
 
 def candidates_for_mask(mask: str) -> tuple[str, ...]:

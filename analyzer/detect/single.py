@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 from analyzer._common import Direction
-from analyzer.flows.events import EndKind
+from analyzer.flows.events import EndKind, StreamEnd
 from analyzer.session.model import Line, SmtpSession
 
 from . import remedies
@@ -25,6 +25,7 @@ from .signatures import (
     candidates_for_mask,
     is_masked_keyword,
     is_masked_verb,
+    origin_differences,
     rejects_unknown_command,
 )
 
@@ -267,7 +268,7 @@ def reset_in_data(session: SmtpSession) -> list[Finding]:
         and line.ts >= txn.start_ts
         for line in session.lines
     )
-    foreign = reset.usual_origin is not None and reset.origin.ttl != reset.usual_origin.ttl
+    foreign = bool(origin_differences(reset.origin, reset.usual_origin))
     reset_proof = evidence(
         session,
         reset.frame,
@@ -388,36 +389,74 @@ def reset_in_data(session: SmtpSession) -> list[Finding]:
     ]
 
 
-def foreign_reset(session: SmtpSession) -> list[Finding]:
-    """A reset whose TTL differs from its apparent sender's other packets."""
-    odd = [
-        end
-        for end in session.ends
-        if end.kind is EndKind.RST
-        and end.usual_origin is not None
-        and end.origin.ttl != end.usual_origin.ttl
-    ]
-    if not odd:
-        return []
-    return [
-        Finding(
-            kind=FindingKind.RESET_INJECTED,
-            severity=Severity.MEDIUM,
-            confidence=Confidence.POSSIBLE,
-            sessions=(session.id,),
-            summary=f"A TCP reset 'from the {'server' if end.direction is S2C else 'client'}' has "
-            f"TTL {end.origin.ttl}, unlike that endpoint's other packets (TTL "
-            f"{end.usual_origin.ttl if end.usual_origin else '?'}): probably forged in the path.",
-            cause=remedies.CAUSE_RESET,
-            remediation=remedies.RESET,
-            evidence=(evidence(session, end.frame, end.ts, end.direction, "RST"),),
-            details={
-                "ttl": end.origin.ttl,
-                "usual_ttl": end.usual_origin.ttl if end.usual_origin else None,
-            },
+FORGED_RESET_SIGNALS = 2
+"""Signals (TTL, source MAC, IP-ID) that must disagree with the endpoint's own packets for a
+one-sided forged reset to be `likely` rather than `possible`."""
+
+_SIGNAL_NAMES = {"ttl": "TTL", "mac": "source MAC", "ip_id": "IP-ID sequence"}
+
+
+def _origin_note(end: StreamEnd, differs: tuple[str, ...]) -> str:
+    usual = end.usual_origin
+    parts = [f"TTL {end.origin.ttl}" + (f" (usually {usual.ttl})" if usual else "")]
+    if end.origin.src_mac is not None:
+        parts.append(
+            f"MAC {end.origin.src_mac.hex(':')}"
+            + (f" (usually {usual.src_mac.hex(':')})" if usual and usual.src_mac else "")
         )
-        for end in odd[:1]
-    ]
+    if end.origin.ip_id is not None:
+        parts.append(
+            f"IP-ID {end.origin.ip_id}"
+            + (f" (last {usual.ip_id})" if usual and usual.ip_id is not None else "")
+        )
+    return ", ".join(parts) + "; differs in: " + ", ".join(_SIGNAL_NAMES[d] for d in differs)
+
+
+def foreign_reset(session: SmtpSession) -> list[Finding]:
+    """A reset whose TTL, source MAC or IP-ID does not fit its apparent sender's other packets.
+
+    All three fitting makes it the endpoint's own reset. Any one differing makes it a forgery
+    candidate: `possible` on one signal (a route change alters a TTL, a NIC bond the MAC),
+    `likely` when two or more agree; never `confirmed` from one capture.
+    """
+    for end in session.ends:
+        if end.kind is not EndKind.RST:
+            continue
+        differs = origin_differences(end.origin, end.usual_origin)
+        if not differs:
+            continue
+        usual = end.usual_origin
+        sender = "server" if end.direction is S2C else "client"
+        return [
+            Finding(
+                kind=FindingKind.RESET_INJECTED,
+                severity=Severity.MEDIUM,
+                confidence=Confidence.LIKELY
+                if len(differs) >= FORGED_RESET_SIGNALS
+                else Confidence.POSSIBLE,
+                sessions=(session.id,),
+                summary=f"A TCP reset 'from the {sender}' does not look like that endpoint's other "
+                f"packets ({', '.join(_SIGNAL_NAMES[d] for d in differs)} differ): probably "
+                "forged in the path.",
+                cause=remedies.CAUSE_RESET,
+                remediation=remedies.RESET,
+                evidence=(
+                    evidence(
+                        session, end.frame, end.ts, end.direction, "RST", _origin_note(end, differs)
+                    ),
+                ),
+                details={
+                    "ttl": end.origin.ttl,
+                    "usual_ttl": usual.ttl if usual else None,
+                    "src_mac": end.origin.src_mac.hex(":") if end.origin.src_mac else None,
+                    "usual_src_mac": usual.src_mac.hex(":") if usual and usual.src_mac else None,
+                    "ip_id": end.origin.ip_id,
+                    "usual_ip_id": usual.ip_id if usual else None,
+                    "differs": list(differs),
+                },
+            )
+        ]
+    return []
 
 
 SessionDetector = Callable[[SmtpSession], list[Finding]]

@@ -155,15 +155,15 @@ ONE_SIDED: dict[tuple[str, str], set[tuple[str, str]]] = {
     ("banner-masked", "client-side"): {("banner_masked", "likely")},
     ("pix-dkim-reset", "client-side"): {
         ("reset_after_dkim_header", "likely"),
-        ("reset_injected", "possible"),
+        ("reset_injected", "likely"),
     },
     ("pix-dkim-reset", "server-side"): {
         ("reset_after_dkim_header", "likely"),
-        ("reset_injected", "possible"),
+        ("reset_injected", "likely"),
     },
     ("long-header-drop", "client-side"): {
         ("header_line_too_long_drop", "likely"),
-        ("reset_injected", "possible"),
+        ("reset_injected", "likely"),
     },
     ("interactive-telnet", "server-side"): {("interactive_test_artefact", "likely")},
     ("interactive-telnet", "client-side"): {("interactive_test_artefact", "likely")},
