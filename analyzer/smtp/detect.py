@@ -1,7 +1,9 @@
 """Content sniffing: do a flow's first bytes look like SMTP, and which side is the server?
 
-Used to find SMTP on any port and to give roles to flows whose handshake was not captured.
-Pure functions over a few bytes; nothing is parsed beyond the first line.
+Used to find SMTP on any port, to give roles to flows whose handshake was not captured, and
+to recognise a mail-port flow that is TLS from its first byte (implicit TLS, RFC 8314, or a
+capture that started after STARTTLS). Pure functions over a few bytes; nothing is parsed beyond
+the first line or the first TLS record header.
 """
 
 from __future__ import annotations
@@ -10,10 +12,15 @@ import re
 from typing import Final
 
 from .commands import VERBS
+from .limits import TLS_RECORD_HEADER_LEN, TLS_RECORD_MAX
+from .tls import CONTENT_TYPES, VERSION_MAJOR, VERSION_MINOR_MAX
 
 SMTP_PORTS: Final = frozenset({25, 465, 587, 2525})
 """Server ports of mail submission and relay: 25 (RFC 5321), 465 (implicit TLS, RFC 8314),
 587 (RFC 6409), 2525 (a common alternative)."""
+
+IMPLICIT_TLS_PORTS: Final = frozenset({465})
+"""Message submission over implicit TLS (RFC 8314 §3.3, §7.3): TLS from the first byte."""
 
 _GREETING: Final = re.compile(rb"(?:220|421|554)[ -]")
 """What a server says first (RFC 5321 §3.1, §4.3.2): 220 ready, 554 no service, 421 busy."""
@@ -26,6 +33,27 @@ _CLIENT_OPENING: Final = re.compile(
 """Lines that only an SMTP client sends first (a greeting reply or a transaction command)."""
 _REPLY_LINE: Final = re.compile(rb"[2-5][0-9][0-9](?:[ -][\x20-\x7e]*)?\r?\n")
 _COMMAND_WORD: Final = re.compile(rb"([A-Za-z]{4,8})(?:[ \r\n])")
+
+
+HEARTBEAT: Final = 24
+TLS_OPENING_TYPES: Final = CONTENT_TYPES - {HEARTBEAT}
+"""Record content types a TLS stream can be caught at (RFC 8446 §5.1, RFC 5246 §6.2.1):
+change_cipher_spec, alert, handshake, application_data (a heartbeat, RFC 6520, never opens
+a capture's view of a stream on its own, and accepting it would widen the test for nothing)."""
+
+
+def looks_like_tls_record(first_bytes: bytes) -> bool:
+    """The bytes open with a TLS record header: content type 20-23, version 3.0-3.4 and a
+    length of at most 2^14 + 2048 (RFC 5246 §6.2.3's largest ciphertext). No SMTP line can open
+    so: its first byte would be a control character (0x14-0x17)."""
+    if len(first_bytes) < TLS_RECORD_HEADER_LEN:
+        return False
+    if first_bytes[0] not in TLS_OPENING_TYPES or first_bytes[1] != VERSION_MAJOR:
+        return False
+    if first_bytes[2] > VERSION_MINOR_MAX:
+        return False
+    length = (first_bytes[3] << 8) | first_bytes[4]
+    return 0 < length <= TLS_RECORD_MAX
 
 
 def looks_like_smtp_server(first_bytes: bytes) -> bool:

@@ -59,6 +59,9 @@ class SmtpAnomaly(enum.StrEnum):
     """After `220` to STARTTLS the client's next bytes were not a TLS ClientHello."""
     CLEARTEXT_AFTER_TLS = "cleartext_after_tls"
     """After TLS started, bytes that look like SMTP lines were seen (a plaintext-injection sign)."""
+    TLS_FROM_FIRST_BYTE = "tls_from_first_byte"
+    """The flow is TLS from its first byte: implicit TLS (RFC 8314), or a capture that started
+    after STARTTLS. Its bytes are counted as TLS, never read as SMTP lines."""
     DATA_AFTER_CLOSE = "data_after_close"
 
 
