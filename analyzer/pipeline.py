@@ -63,6 +63,8 @@ from analyzer.smtp import (
     looks_like_smtp_server,
     sender_is_server,
 )
+from analyzer.smtp.detect import IMPLICIT_TLS_PORTS, looks_like_tls_record
+from analyzer.smtp.events import AnomalySeen, SmtpAnomaly
 from analyzer.tunnel import PreambleSkipper, is_connect_request
 
 MAIL_PORTS: Final = frozenset({25, 587, 2525})
@@ -132,6 +134,11 @@ class _SessionSink:
         self.flows: dict[int, _Flow] = {}
         self.finished: deque[SmtpSession] = deque()
         self.stats = PipelineStats()
+        self.opened: set[int] = set()
+        """Flows whose first delivered bytes have been looked at."""
+        self.tls_only: dict[int, dict[Direction, int]] = {}
+        """Mail-port flows that are TLS from their first byte (implicit TLS, or a capture that
+        started after STARTTLS): their bytes are counted, never parsed as SMTP lines."""
         self.on_closed: Callable[[FlowInfo, SmtpSession | None], None] | None = None
         """When set, told of every flow that closes (with its session, or None when it carried
         no SMTP) instead of queueing sessions in `finished`."""
@@ -154,6 +161,8 @@ class _SessionSink:
             hit = looks_like_smtp_server(seen)
         else:
             hit = looks_like_smtp_client(seen)
+        if not hit and state.info.server.port in IMPLICIT_TLS_PORTS:
+            hit = looks_like_tls_record(seen)  # submission over implicit TLS (RFC 8314 §3.3)
         if hit:
             state.smtp = True
         elif len(seen) >= SNIFF_BYTES or b"\n" in seen:
@@ -200,6 +209,17 @@ class _SessionSink:
             record = state.streams.of(data.direction)
             for piece in data.pieces():
                 record.add(piece.offset, piece.data, piece.frame, piece.ts)
+        index = state.info.index
+        if index not in self.opened:
+            # The flow's first bytes, either way: TLS there means no SMTP line will follow.
+            self.opened.add(index)
+            if looks_like_tls_record(data.data):
+                self.tls_only[index] = dict.fromkeys(Direction, 0)
+                state.builder.add([_tls_from_first_byte(data)])
+        counts = self.tls_only.get(index)
+        if counts is not None:
+            counts[data.direction] += len(data.data)
+            return
         events = state.observer.feed(
             data.direction,
             data.data,
@@ -245,6 +265,7 @@ class _SessionSink:
 
     def on_flow_closed(self, flow: FlowInfo, stats: FlowStats) -> None:
         state = self.flows.pop(flow.index, None)
+        self.opened.discard(flow.index)
         if state is None or not state.smtp:
             if state is not None:
                 self.stats.non_smtp_flows += 1
@@ -252,7 +273,7 @@ class _SessionSink:
                 self.on_closed(flow, None)
             return
         state.builder.add(state.observer.feed_eof(ts=stats.end_ts or flow.start_ts))
-        tls = state.observer.tls_bytes
+        tls = self.tls_only.pop(flow.index, None) or state.observer.tls_bytes
         session = state.builder.build(
             f"{self.capture_id}#{flow.index}",
             stats,
@@ -267,6 +288,22 @@ class _SessionSink:
             self.on_closed(flow, session)
         else:
             self.finished.append(session)
+
+
+TLS_ONLY_NOTE: Final = (
+    "TLS from the first byte: implicit TLS or a capture that started after STARTTLS"
+)
+
+
+def _tls_from_first_byte(data: StreamData) -> AnomalySeen:
+    return AnomalySeen(
+        SmtpAnomaly.TLS_FROM_FIRST_BYTE,
+        data.direction,
+        TLS_ONLY_NOTE,
+        data.offset,
+        data.frame,
+        data.ts,
+    )
 
 
 def _role_hint(first_bytes: bytes, sport: int, dport: int) -> bool | None:
@@ -672,10 +709,12 @@ def _two_sided(
         found.extend(detect_single(list(pairing.client_only) + list(pairing.server_only)))
     if side.overlap.kind is OverlapKind.UNPROVEN_OVERLAP:
         found = [_unconfirmed(f) for f in found]
+    # the look-alike pairs of captures that do not overlap are no one's peers
+    pairs = [] if side.overlap.kind is OverlapKind.NO_OVERLAP else list(pairing.pairs)
     return Analysis(
         [client_info, server_info],
         all_sessions,
-        list(pairing.pairs),
+        pairs,
         alignments,
         number(found, start_of),
         clock,

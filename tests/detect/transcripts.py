@@ -125,7 +125,6 @@ def aligned(
         score=1.0,
         matched_on=("transcript",),
         time_delta_s=0.0,
-        corroborated=True,
     )
     return align_pair(pair)
 
