@@ -169,14 +169,34 @@ def _ehlo_reply_line(session: SmtpSession) -> Line | None:
     return None
 
 
+def _holds_ehlo_reply(session: SmtpSession) -> bool:
+    """The capture holds the session's EHLO reply whole: seen, and no hole in the stream before
+    the reply that follows it (a lost or snaplen-cut segment would drop keywords)."""
+    reply = _ehlo_reply_line(session)
+    if reply is None:
+        return False
+    if session.streams is None:
+        return True
+    record = session.streams.of(S2C)
+    after = next(
+        (
+            line.offset
+            for line in session.lines
+            if line.direction is S2C and line.offset > reply.offset
+        ),
+        record.length,
+    )
+    return not any(offset < after for offset, _ in record.gaps)
+
+
 def ehlo_keywords(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
     """Keywords masked in place (same length) or removed between the server's EHLO reply and
     the one the client received, compared as sets of keywords whatever else the greeting did
     (a full proxy writes its own EHLO reply; order and case of keywords carry no meaning,
     RFC 5321 §2.4). Keywords a proxy adds of its own are not damage."""
     client, server = al.pair.client_side, al.pair.server_side
-    if _ehlo_reply_line(server) is None or _ehlo_reply_line(client) is None:
-        return []  # one side holds no EHLO reply: nothing to compare
+    if not (_holds_ehlo_reply(server) and _holds_ehlo_reply(client)):
+        return []  # a capture does not hold the whole EHLO reply: nothing to compare
     sent_lines, received_lines = server.ehlo_lines, client.ehlo_lines
     masked: list[tuple[str, str]] = []
     received_keywords = {_keyword(line) for line in received_lines}

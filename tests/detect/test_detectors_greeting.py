@@ -12,7 +12,18 @@ from pathlib import Path
 from analyzer.detect import FindingKind, Severity
 from analyzer.detect.paired import banner, detect_pair, ehlo_keywords, place
 
-from .transcripts import BANNER, EHLO_REPLY, MESSAGE, aligned, greeting, kinds
+from .transcripts import (
+    BANNER,
+    EHLO,
+    EHLO_REPLY,
+    MESSAGE,
+    aligned,
+    greeting,
+    kinds,
+    pair_of,
+    session,
+    session_without,
+)
 
 PROXY_BANNER = b"220 relay.proxy.example ESMTP service ready\r\n"
 PROXY_EHLO = b"EHLO relay.proxy.example\r\n"
@@ -116,4 +127,21 @@ def test_a_proxys_extra_keyword_is_not_damage(tmp_path: Path) -> None:
 def test_no_ehlo_reply_on_one_side_compares_nothing(tmp_path: Path) -> None:
     helo = [("s", BANNER), ("c", b"HELO client.example.net\r\n"), ("s", b"250 mx.example.org\r\n")]
     al = aligned(tmp_path, helo + MESSAGE, greeting() + MESSAGE)
+    assert ehlo_keywords(al, place(al)) == []
+
+
+def test_a_hole_in_the_captured_ehlo_reply_is_not_a_removed_keyword(tmp_path: Path) -> None:
+    # The client-side capture lost the segment carrying 250-STARTTLS (the ACKs prove it was
+    # delivered): the capture does not hold those bytes, so no keyword is said to be removed.
+    split = [
+        ("s", BANNER),
+        ("c", EHLO),
+        ("s", b"250-mx.example.org\r\n250-PIPELINING\r\n"),
+        ("s", b"250-STARTTLS\r\n"),
+        ("s", b"250 8BITMIME\r\n"),
+    ]
+    dialogue = split + MESSAGE
+    client = session_without(tmp_path, dialogue, 3, name="client")
+    assert "STARTTLS" not in client.ehlo_keywords  # the hole hid it
+    al = pair_of(client, session(tmp_path, dialogue, name="server"))
     assert ehlo_keywords(al, place(al)) == []

@@ -157,3 +157,25 @@ def greeting(banner: bytes = BANNER, ehlo: bytes = EHLO, reply: bytes = EHLO_REP
 
 def kinds(found: Sequence[Finding]) -> set[str]:
     return {str(f.kind) for f in found}
+
+
+def session_without(tmp: Path, items: Sequence[Item], lost: int, *, name: str) -> SmtpSession:
+    """The session as a capture that lost the segment of item `lost` (the stream has a hole)."""
+    path = tmp / f"{name}.pcap"
+    pkts = packets(items)
+    del pkts[3 + lost]  # after the three handshake packets
+    wrpcap(str(path), pkts)
+    (only,) = run_capture([path], name, keep_streams=True).sessions
+    return only
+
+
+def pair_of(client_side: SmtpSession, server_side: SmtpSession) -> PairAlignment:
+    return align_pair(
+        SessionPair(
+            client_side=client_side,
+            server_side=server_side,
+            score=1.0,
+            matched_on=("transcript",),
+            time_delta_s=0.0,
+        )
+    )
