@@ -51,9 +51,17 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 OUT_DIR = HERE / "out"
 RESULTS = OUT_DIR / "correlate_scale.json"
-VARIANTS = ("timestamps", "no-timestamps", "bulk-timestamps", "bulk-no-timestamps")
+VARIANTS = (
+    "timestamps",
+    "no-timestamps",
+    "bulk-timestamps",
+    "bulk-no-timestamps",
+    "same-message-no-timestamps",
+)
 """With or without TCP timestamps; `bulk-`: a newsletter run (`pairs.py --bulk`), where stream
-lengths collide across sessions."""
+lengths collide across sessions; `same-message-`: one list post relayed in every session
+(`--bulk --same-message`: one Message-ID, one envelope, identical bytes), where only timing and
+IP-IDs tell sessions apart."""
 DEFAULT_VARIANTS = VARIANTS[:2]
 SHOWN_FAILURES = 5
 """Failures printed in full per category; the JSON keeps up to `KEPT_FAILURES`."""
@@ -211,13 +219,21 @@ def check(truth: dict[str, Any], analysis: Analysis) -> Check:
 # --- Captures ---------------------------------------------------------------------------------
 
 
-def pair_dir(sessions: int, tampered: float, seed: int, timestamps: bool, bulk: bool) -> Path:
-    tag = ("" if timestamps else "-nots") + ("-bulk" if bulk else "")
+def pair_dir(
+    sessions: int, tampered: float, seed: int, timestamps: bool, bulk: bool, same: bool = False
+) -> Path:
+    tag = ("" if timestamps else "-nots") + ("-bulk" if bulk else "") + ("-same" if same else "")
     return OUT_DIR / f"pairs-{sessions}-t{tampered:g}-seed{seed}{tag}"
 
 
 def ensure_pair(
-    folder: Path, sessions: int, tampered: float, seed: int, timestamps: bool, bulk: bool
+    folder: Path,
+    sessions: int,
+    tampered: float,
+    seed: int,
+    timestamps: bool,
+    bulk: bool,
+    same: bool = False,
 ) -> bool:
     """Generate the pair into `folder` unless a matching one is cached; True if generated."""
     pairs = load_pairs()
@@ -232,6 +248,7 @@ def ensure_pair(
             and opts.get("seed") == seed
             and opts.get("timestamps") == timestamps
             and opts.get("bulk", False) == bulk
+            and opts.get("same_message", False) == same
             and all((folder / f).exists() for f in truth["files"].values())
         ):
             return False
@@ -250,6 +267,8 @@ def ensure_pair(
         argv.append("--no-timestamps")
     if bulk:
         argv.append("--bulk")
+    if same:
+        argv.append("--same-message")
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
     return True
 
@@ -289,6 +308,7 @@ def measure(folder: Path) -> dict[str, Any]:
         "folder": str(folder),
         "timestamps": truth["options"]["timestamps"],
         "bulk": truth["options"].get("bulk", False),
+        "same_message": truth["options"].get("same_message", False),
         "sessions": result.sessions,
         "tampered": result.tampered,
         "capture_bytes": truth["stats"]["client_bytes"] + truth["stats"]["server_bytes"],
@@ -328,6 +348,7 @@ def measure(folder: Path) -> dict[str, Any]:
 def _print(row: dict[str, Any]) -> None:
     name = "with TCP timestamps" if row["timestamps"] else "without TCP timestamps"
     name += ", newsletter run (--bulk)" if row["bulk"] else ""
+    name += ", one message relayed (--same-message)" if row.get("same_message") else ""
     clock = row["clock"]
     est = clock["estimated_offset_s"]
     rss = row["peak_rss_mb"]
@@ -394,11 +415,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--sessions must be positive and --tampered a fraction")
     rows: list[dict[str, Any]] = []
     for variant in variants:
-        bulk = variant.startswith("bulk-")
-        timestamps = variant.removeprefix("bulk-") == "timestamps"
-        folder = pair_dir(args.sessions, args.tampered, args.seed, timestamps, bulk)
+        same = variant.startswith("same-message-")
+        bulk = same or variant.startswith("bulk-")
+        timestamps = variant.removeprefix("bulk-").removeprefix("same-message-") == "timestamps"
+        folder = pair_dir(args.sessions, args.tampered, args.seed, timestamps, bulk, same)
         began = time.perf_counter()
-        made = ensure_pair(folder, args.sessions, args.tampered, args.seed, timestamps, bulk)
+        made = ensure_pair(folder, args.sessions, args.tampered, args.seed, timestamps, bulk, same)
         if made:
             print(f"generated {folder} in {time.perf_counter() - began:.1f} s")
         child = subprocess.run(

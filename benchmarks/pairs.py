@@ -37,6 +37,7 @@ packet library. The output is a pure function of the arguments.
 This module does not analyse anything (see `correlate_scale.py`).
 
 Usage: pairs.py OUTDIR [--sessions 5000] [--tampered 0.01] [--seed 1] [--no-timestamps] [--bulk]
+    [--same-message]
 """
 
 from __future__ import annotations
@@ -241,6 +242,10 @@ class Options:
     bulk: bool = False
     """A newsletter run: every session delivers the same body and subject from the same sender
     to one recipient (Message-IDs still differ), so sizes collide across sessions."""
+    same_message: bool = False
+    """With `bulk`: one message relayed in every session, as a list server's post is: the same
+    Message-ID, bytes, envelope and server replies everywhere (no queue ids), and no STARTTLS,
+    so only timing, ports, sequence numbers and IP-IDs differ between sessions."""
 
     @property
     def segment_payload(self) -> int:
@@ -401,12 +406,15 @@ class _Dialogue:
         rng: random.Random,
         used_ids: set[str],
         newsletter: str | None = None,
+        shared: dict[str, bytes] | None = None,
     ) -> None:
         self.plan = plan
         self.rng = rng
         self.used_ids = used_ids
         self.newsletter = newsletter
         """The body every message carries in a bulk run."""
+        self.shared = shared
+        """With `Options.same_message`: the one message and queue id every session relays."""
         self.tls = False
 
     def _seal(self, data: bytes) -> bytes:
@@ -432,7 +440,14 @@ class _Dialogue:
         return POSTFIX.reply(template, **values)
 
     def message(self, envelope: Envelope) -> bytes:
-        rng = self.rng
+        if self.shared is not None:
+            if "message" not in self.shared:
+                self.shared["message"] = self._render(envelope, random.Random("pairs:shared"))
+            self.plan.message_ids.append(self.shared["message_id"].decode())
+            return self.shared["message"]
+        return self._render(envelope, self.rng)
+
+    def _render(self, envelope: Envelope, rng: random.Random) -> bytes:
         while True:
             queue_id = postfix_queue_id(rng)
             stamp = datetime.fromtimestamp(self.plan.start_us // 1_000_000, tz=UTC)
@@ -440,7 +455,10 @@ class _Dialogue:
             if message_id not in self.used_ids:
                 break
         self.used_ids.add(message_id)
-        self.plan.message_ids.append(message_id)
+        if self.shared is not None:
+            self.shared["message_id"] = message_id.encode()
+        else:
+            self.plan.message_ids.append(message_id)
         date = format_datetime(datetime.fromtimestamp(self.plan.start_us // 1_000_000, tz=LOCAL_TZ))
         lo, hi = BODY_BYTES
         target = round(math.exp(rng.uniform(math.log(lo), math.log(hi))))
@@ -492,7 +510,9 @@ class _Dialogue:
         for n in range(messages):
             if self.newsletter is not None:
                 sender = NEWSLETTER_SENDER
-                rcpts: tuple[str, ...] = (_address(self.plan.index, RECIPIENT_DOMAIN),)
+                rcpts: tuple[str, ...] = (
+                    _address(0 if self.shared is not None else self.plan.index, RECIPIENT_DOMAIN),
+                )
             else:
                 sender = _address(rng.randrange(SENDERS), SENDER_DOMAIN)
                 rcpts = tuple(
@@ -554,7 +574,8 @@ class _Dialogue:
             self.add(CLIENT, payload, _think(rng, 0.2, 0.6), breaks=(cut,), drop_from=cut)
             return
         self.add(CLIENT, payload, _think(rng, 0.2, 0.6))
-        queued = self.reply(POSTFIX.queued, queue_id=postfix_queue_id(rng))
+        queue_id = "4FJ2Q1Z3KXL9" if self.shared is not None else postfix_queue_id(rng)
+        queued = self.reply(POSTFIX.queued, queue_id=queue_id)
         self.add(SERVER, queued, _think(rng, *QUEUED_MS))
 
     def quit(self) -> None:
@@ -590,6 +611,7 @@ def plan_sessions(opts: Options) -> list[SessionPlan]:
         index: TAMPERING_MIX[k % len(TAMPERING_MIX)] for k, index in enumerate(chosen)
     }
     used_ids: set[str] = set()
+    shared: dict[str, bytes] | None = {} if opts.bulk and opts.same_message else None
     newsletter = _body(random.Random(f"pairs:{opts.seed}:newsletter"), 4000) if opts.bulk else None
     plans: list[SessionPlan] = []
     for i in range(n):
@@ -600,10 +622,10 @@ def plan_sessions(opts: Options) -> list[SessionPlan]:
         elif Tampering.EHLO_STARTTLS_MASKED in kinds or Tampering.STARTTLS_COMMAND_MASKED in kinds:
             tls = True  # a client that would have used TLS
         else:
-            tls = srng.random() < opts.tls_share
+            tls = srng.random() < opts.tls_share and not opts.same_message
         plan = SessionPlan(i, starts[i], client_ports[i], nat_ports[i], tls, kinds)
         messages = 2 if srng.random() < SECOND_MESSAGE_SHARE and not opts.bulk else 1
-        _Dialogue(plan, srng, used_ids, newsletter).build(messages)
+        _Dialogue(plan, srng, used_ids, newsletter, shared).build(messages)
         plans.append(plan)
     return plans
 
@@ -1175,6 +1197,7 @@ def generate(outdir: Path, opts: Options) -> dict[str, Any]:
             "spread_s": opts.spread_s,
             "tls_share": opts.tls_share,
             "bulk": opts.bulk,
+            "same_message": opts.same_message,
         },
         "files": {"client_side": CLIENT_SIDE, "server_side": SERVER_SIDE},
         "stats": {
@@ -1210,6 +1233,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--bulk", action="store_true", help="a newsletter run: the same message to everyone"
     )
+    parser.add_argument(
+        "--same-message",
+        action="store_true",
+        help="with --bulk: one message (one Message-ID, one envelope) relayed in every session",
+    )
     args = parser.parse_args(argv)
     opts = Options(
         sessions=args.sessions,
@@ -1220,6 +1248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         spread_s=args.spread,
         tls_share=args.tls_share,
         bulk=args.bulk,
+        same_message=args.same_message,
     )
     try:
         truth = generate(args.outdir, opts)

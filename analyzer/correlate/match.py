@@ -1,10 +1,24 @@
 """Pair the sessions of a client-side capture with those of a server-side capture.
 
 Addresses, ports and sequence numbers change across a NAT firewall, so five-tuples are never
-used alone. What survives the box is scored: start time after the clock offset, the client's
-TCP timestamp value, per-direction byte counts (in-place masking keeps lengths), EHLO name,
-envelope and Message-IDs. Pairs are assigned greedily from the highest score down; each session
-pairs at most once. This module does not compare payload bytes (see `align`).
+used alone. What survives the box is scored (`signals`): start time after the clock offset,
+the rhythm of each session's commands and replies, the client's TCP timestamp value, the IPv4
+IP-ID sequences, equal TLS ciphertext tails, per-direction byte counts (in-place masking keeps
+lengths), the client SYN's layout, EHLO name, envelope and Message-IDs. Pairs are then chosen as
+one global minimum-cost assignment (`assign`): the set of one-to-one pairs with the greatest
+total score, so that one session taking a look-alike's partner cannot leave that look-alike
+with a wrong one. Each pair says how sure it is:
+
+- `margin`: its score less the best alternative either of its sessions had (another candidate
+  partner, or staying unpaired at `MIN_SCORE`); `ambiguous` when below `AMBIGUOUS_MARGIN`;
+- `corroborated`: shown to be one connection, by a connection-identity signal (client TSval,
+  client or server IP-ID sequence, TLS ciphertext tail) or by a clock that is plausible
+  (|offset| <= `PLAUSIBLE_SKEW_S`), that the pair agrees with, and that either identity
+  signals gave, or `MANY_AGREEING_PAIRS` pairs agree on, or this pair's own line rhythm and
+  content (Message-ID or envelope) confirm.
+
+Findings of a pair that is ambiguous or not corroborated are capped at `likely` (`detect`).
+This module does not compare payload bytes (see `align`) nor estimate the clock (`clock`).
 """
 
 from __future__ import annotations
@@ -13,38 +27,60 @@ import bisect
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from analyzer.session.model import SmtpSession
 
-from .clock import ClockEstimate, _stream_lengths
+from .assign import assign
+from .clock import IDENTITY_METHODS, ClockEstimate
+from .signals import (
+    IDENTITY_SIGNALS,
+    Profile,
+    ip_ids_shared,
+    lengths_close,
+    profile,
+    rhythm,
+    same_tail,
+)
 
 WINDOW_S = 30.0
 """Candidates must start within this many seconds of each other once the offset is applied."""
 NEAREST = 48
-"""Closest-in-time candidates scored per session, besides exact TSval/Message-ID matches."""
+"""Closest-in-time candidates scored per session, besides exact TSval/IP-ID/Message-ID matches."""
 MIN_SCORE = 4.0
 """Below this a candidate is not a pair: the sessions are reported unmatched instead."""
 
 # Feature weights: a feature that a firewall cannot change weighs most.
 W_TSVAL = 10.0
+W_IP_ID = 10.0
 W_MESSAGE_ID = 6.0
 W_LENGTH = 3.0
 W_LENGTH_CLOSE = 1.0
 W_HELO = 2.0
 W_ENVELOPE = 2.0
+W_SYN_LAYOUT = 1.0
 W_TIME = 4.0
 TIME_SCALE_S = 0.5
 """A start-time difference of this many seconds halves the time score."""
 W_RHYTHM = 4.0
 RHYTHM_SCALE_S = 0.01
-"""The dialogue's rhythm: a median difference of this many seconds between the two sides'
-times of the same commands and replies halves the rhythm score. Sessions that look alike in
-every other way (a newsletter run) still differ in when each of their lines crossed."""
-RHYTHM_LINES = 8
+"""The dialogue's rhythm (`signals.rhythm`): a spread of this many seconds between the two
+sides' line times halves the rhythm score. Sessions that look alike in every other way (a list
+run) still differ in when each of their lines crossed."""
 W_TAIL = 6.0
-TAIL_BYTES = 64
-"""The last bytes of a direction: after STARTTLS they are ciphertext, unique to one connection
-and never touched by the box, so equal tails tell apart sessions that look alike otherwise."""
+
+AMBIGUOUS_MARGIN: Final = 1.0
+"""A pair whose score beats the best alternative of either session by less than this is
+ambiguous: a quarter of what exact start-time agreement alone scores, less than any single
+content feature. Two sessions that differ only by jitter in their start times are ambiguous."""
+PLAUSIBLE_SKEW_S: Final = 600.0
+"""Two capture hosts' clocks disagree by seconds, at worst minutes (no NTP): an offset beyond
+ten minutes is not trusted to corroborate a pair (the same message retried a day later)."""
+MANY_AGREEING_PAIRS: Final = 10
+"""Pairs that must agree on a plausible offset before it corroborates them: a handful of
+look-alike sessions can line up by chance, ten cannot."""
+AGREEMENT_S: Final = 1.0
+"""How far (seconds) a pair's start may be from the estimated offset and still agree with it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +91,15 @@ class SessionPair:
     server_side: SmtpSession
     score: float
     matched_on: tuple[str, ...]
-    """Features that agreed ('tcp_timestamp', 'message_id', 'c2s_length', …)."""
+    """Features that agreed ('tcp_timestamp', 'ip_id', 'message_id', 'c2s_length', …)."""
     time_delta_s: float
     """Server-side start minus client-side start, minus the estimated clock offset."""
+    margin: float = 0.0
+    """Score less the best alternative of either session (another partner, or `MIN_SCORE`)."""
+    ambiguous: bool = False
+    """`margin` below `AMBIGUOUS_MARGIN`: another pairing is nearly as good."""
+    corroborated: bool = False
+    """Shown to be one connection (see the module docstring)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,95 +109,68 @@ class Pairing:
     server_only: tuple[SmtpSession, ...]
 
 
-def _envelope(session: SmtpSession) -> tuple[tuple[str | None, tuple[str, ...]], ...]:
-    return tuple((t.mail_from, t.rcpt_to) for t in session.transactions)
-
-
-def _message_ids(session: SmtpSession) -> frozenset[str]:
-    return frozenset(t.message_id for t in session.transactions if t.message_id)
-
-
-def _close(a: int, b: int) -> bool:
-    return a > 0 and b > 0 and abs(a - b) <= max(64, 0.05 * max(a, b))
-
-
-def _rhythm(client: SmtpSession, server: SmtpSession, offset_s: float) -> float | None:
-    """Median time difference of the sessions' first lines, once the clock offset is applied."""
-    diffs = [
-        abs(s.ts - offset_s - c.ts)
-        for c, s in zip(client.lines[:RHYTHM_LINES], server.lines[:RHYTHM_LINES], strict=False)
-        if c.direction is s.direction
-    ]
-    if len(diffs) < 2:
-        return None
-    diffs.sort()
-    return diffs[len(diffs) // 2]
-
-
-def _same_tail(client: SmtpSession, server: SmtpSession) -> bool:
-    """Both captures end a direction with the same bytes (only when both kept their streams)."""
-    if client.streams is None or server.streams is None:
-        return False
-    for c, s in (
-        (client.streams.client_to_server, server.streams.client_to_server),
-        (client.streams.server_to_client, server.streams.server_to_client),
-    ):
-        if c.truncated or s.truncated or len(c.data) < TAIL_BYTES or len(s.data) < TAIL_BYTES:
-            continue
-        if c.data[-TAIL_BYTES:] == s.data[-TAIL_BYTES:]:
-            return True
-    return False
-
-
-def score(
-    client: SmtpSession, server: SmtpSession, delta_s: float, offset_s: float = 0.0
+def _score(
+    client: Profile, server: Profile, cs: SmtpSession, ss: SmtpSession, delta_s: float
 ) -> tuple[float, tuple[str, ...]]:
-    """How strongly two sessions look like one connection, and which features agreed."""
     total = W_TIME * TIME_SCALE_S / (TIME_SCALE_S + abs(delta_s))
     matched: list[str] = []
-    rhythm = _rhythm(client, server, offset_s)
-    if rhythm is not None:
-        total += W_RHYTHM * RHYTHM_SCALE_S / (RHYTHM_SCALE_S + rhythm)
-        if rhythm < RHYTHM_SCALE_S:
+    beat = rhythm(client, server)
+    if beat is not None:
+        spread = beat[0]
+        total += W_RHYTHM * RHYTHM_SCALE_S / (RHYTHM_SCALE_S + spread)
+        if spread < RHYTHM_SCALE_S:
             matched.append("rhythm")
-    c_ts, s_ts = client.flow.client_tsval, server.flow.client_tsval
-    if c_ts is not None and s_ts is not None and client.flow.handshake_seen:
-        if c_ts == s_ts:
+    if client.tsval is not None and server.tsval is not None:
+        if client.tsval == server.tsval:
             total += W_TSVAL
             matched.append("tcp_timestamp")
         else:
             total -= W_TSVAL
-    if _same_tail(client, server):
+    if ip_ids_shared(client, server):
+        total += W_IP_ID
+        matched.append("ip_id")
+    if same_tail(cs, ss):
         total += W_TAIL
         matched.append("stream_tail")
-    c_len, s_len = _stream_lengths(client), _stream_lengths(server)
-    for name, a, b in (("c2s_length", c_len[0], s_len[0]), ("s2c_length", c_len[1], s_len[1])):
+    for name, a, b in (
+        ("c2s_length", client.c2s_length, server.c2s_length),
+        ("s2c_length", client.s2c_length, server.s2c_length),
+    ):
         if a == b and a > 0:
             total += W_LENGTH
             matched.append(name)
-        elif _close(a, b):
+        elif lengths_close(a, b):
             total += W_LENGTH_CLOSE
+    if client.syn_layout is not None and client.syn_layout == server.syn_layout:
+        total += W_SYN_LAYOUT
+        matched.append("syn_layout")
     if client.helo is not None and server.helo is not None:
         if client.helo == server.helo:
             total += W_HELO
             matched.append("helo")
         else:
             total -= W_HELO
-    c_ids, s_ids = _message_ids(client), _message_ids(server)
-    if c_ids and s_ids:
-        if c_ids & s_ids:
+    if client.message_ids and server.message_ids:
+        if client.message_ids & server.message_ids:
             total += W_MESSAGE_ID
             matched.append("message_id")
         else:
             total -= W_MESSAGE_ID
-    c_env, s_env = _envelope(client), _envelope(server)
-    if c_env and s_env:
-        if c_env == s_env:
+    if client.envelope and server.envelope:
+        if client.envelope == server.envelope:
             total += W_ENVELOPE
             matched.append("envelope")
-        elif c_env[0][0] != s_env[0][0]:
+        elif client.envelope[0][0] != server.envelope[0][0]:
             total -= W_ENVELOPE
     return total, tuple(matched)
+
+
+def score(
+    client: SmtpSession, server: SmtpSession, delta_s: float, offset_s: float = 0.0
+) -> tuple[float, tuple[str, ...]]:
+    """How strongly two sessions look like one connection, and which features agreed
+    (`offset_s` is not needed any more: the rhythm is measured without a clock)."""
+    return _score(profile(client), profile(server), client, server, delta_s)
 
 
 def _nearest(starts: list[float], expected: float, limit: int) -> list[int]:
@@ -177,51 +192,109 @@ def _nearest(starts: list[float], expected: float, limit: int) -> list[int]:
     return found
 
 
-def pair_sessions(
-    client: Sequence[SmtpSession], server: Sequence[SmtpSession], clock: ClockEstimate
-) -> Pairing:
-    """Greedy one-to-one assignment of the best-scoring candidate pairs.
+Candidate = tuple[float, tuple[str, ...], float]
+"""(score, matched features, time delta) of one client-side / server-side pairing."""
 
-    Each client-side session is scored against the server-side sessions that share its TCP
-    timestamp or a Message-ID, and against the `NEAREST` closest in time: linear work even with
-    thousands of concurrent sessions between the same two hosts.
+
+def _candidates(
+    client: Sequence[SmtpSession],
+    cp: Sequence[Profile],
+    ordered: Sequence[SmtpSession],
+    sp: Sequence[Profile],
+    clock: ClockEstimate,
+) -> dict[tuple[int, int], Candidate]:
+    """Every scored candidate, keyed by (client index, server index in `ordered`).
+
+    Each client-side session is scored against the server-side sessions that share its TSval,
+    an IP-ID or a Message-ID few sessions carry, and against the `NEAREST` closest in time:
+    linear work even with thousands of concurrent sessions between the same two hosts.
     """
     reference = client[0].start_ts if client else 0.0
-    ordered = sorted(server, key=lambda s: s.start_ts)
-    starts = [s.start_ts for s in ordered]
+    starts = [p.start for p in sp]
     by_tsval: dict[int, list[int]] = defaultdict(list)
+    by_ip_id: dict[int, list[int]] = defaultdict(list)
     by_message_id: dict[str, list[int]] = defaultdict(list)
-    for si, s in enumerate(ordered):
-        if s.flow.client_tsval is not None:
-            by_tsval[s.flow.client_tsval].append(si)
-        for mid in _message_ids(s):
+    for si, p in enumerate(sp):
+        if p.tsval is not None:
+            by_tsval[p.tsval].append(si)
+        for ip_id in p.ip_ids[0]:
+            by_ip_id[ip_id].append(si)
+        for mid in p.message_ids:
             by_message_id[mid].append(si)
-    candidates: list[tuple[float, int, int, tuple[str, ...], float]] = []
-    for ci, c in enumerate(client):
-        expected = c.start_ts + clock.at(c.start_ts, reference)
+    found: dict[tuple[int, int], Candidate] = {}
+    for ci, c in enumerate(cp):
+        expected = c.start + clock.at(c.start, reference)
         indices = set(_nearest(starts, expected, NEAREST))
-        if c.flow.client_tsval is not None:
-            indices.update(by_tsval.get(c.flow.client_tsval, ()))
-        for mid in _message_ids(c):
-            indices.update(by_message_id.get(mid, ()))
+        if c.tsval is not None:
+            indices.update(by_tsval.get(c.tsval, ()))
+        for ip_id in c.ip_ids[0]:
+            indices.update(by_ip_id.get(ip_id, ()))
+        for mid in c.message_ids:
+            carriers = by_message_id.get(mid, ())
+            if len(carriers) <= NEAREST:
+                indices.update(carriers)
         for si in indices:
             delta = starts[si] - expected
             if abs(delta) > WINDOW_S:
                 continue
-            value, matched = score(c, ordered[si], delta, clock.at(c.start_ts, reference))
-            if value >= MIN_SCORE:
-                candidates.append((value, ci, si, matched, delta))
-    candidates.sort(key=lambda c: (-c[0], abs(c[4]), c[1], c[2]))
-    used_c: set[int] = set()
-    used_s: set[int] = set()
+            value, matched = _score(c, sp[si], client[ci], ordered[si], delta)
+            found[ci, si] = (value, matched, delta)
+    return found
+
+
+def _corroborated(
+    matched: tuple[str, ...], delta: float, clock: ClockEstimate, agreeing: int
+) -> bool:
+    if IDENTITY_SIGNALS.intersection(matched):
+        return True
+    if clock.method in ("given", "none") or abs(clock.offset_s) > PLAUSIBLE_SKEW_S:
+        return False
+    if abs(delta) > AGREEMENT_S:
+        return False
+    own = "rhythm" in matched and ("message_id" in matched or "envelope" in matched)
+    return clock.method in IDENTITY_METHODS or agreeing >= MANY_AGREEING_PAIRS or own
+
+
+def pair_sessions(
+    client: Sequence[SmtpSession], server: Sequence[SmtpSession], clock: ClockEstimate
+) -> Pairing:
+    """The global best one-to-one pairing, each pair with its margin and corroboration."""
+    ordered = sorted(server, key=lambda s: s.start_ts)
+    cp = [profile(s) for s in client]
+    sp = [profile(s) for s in ordered]
+    found = _candidates(client, cp, ordered, sp, clock)
+    chosen = assign([(ci, si, v[0]) for (ci, si), v in found.items() if v[0] >= MIN_SCORE])
+    # The best alternative of each session: its best candidate other than its partner.
+    best_c: dict[int, list[tuple[float, int]]] = defaultdict(list)
+    best_s: dict[int, list[tuple[float, int]]] = defaultdict(list)
+    for (ci, si), (value, _, _) in found.items():
+        best_c[ci].append((value, si))
+        best_s[si].append((value, ci))
+    agreeing = sum(1 for ci, si in chosen if abs(found[ci, si][2]) <= AGREEMENT_S)
     pairs: list[SessionPair] = []
-    for value, ci, si, matched, delta in candidates:
-        if ci in used_c or si in used_s:
-            continue
-        used_c.add(ci)
-        used_s.add(si)
-        pairs.append(SessionPair(client[ci], ordered[si], round(value, 3), matched, delta))
+    for ci, si in chosen:
+        value, matched, delta = found[ci, si]
+        rival = max(
+            [v for v, other in best_c[ci] if other != si]
+            + [v for v, other in best_s[si] if other != ci]
+            + [MIN_SCORE]
+        )
+        margin = round(value - rival, 3)
+        pairs.append(
+            SessionPair(
+                client[ci],
+                ordered[si],
+                round(value, 3),
+                matched,
+                delta,
+                margin=margin,
+                ambiguous=margin < AMBIGUOUS_MARGIN,
+                corroborated=_corroborated(matched, delta, clock, agreeing),
+            )
+        )
     pairs.sort(key=lambda p: (p.client_side.start_ts, p.client_side.flow.index))
+    used_c = {ci for ci, _ in chosen}
+    used_s = {si for _, si in chosen}
     return Pairing(
         pairs=tuple(pairs),
         client_only=tuple(c for i, c in enumerate(client) if i not in used_c),

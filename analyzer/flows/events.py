@@ -69,6 +69,10 @@ class FlowInfo:
     server_tsval: int | None = None
     mss: tuple[int | None, int | None] = (None, None)
     """MSS option (client SYN, server SYN-ACK)."""
+    syn_window: tuple[int | None, int | None] = (None, None)
+    """TCP window field of the client's SYN and the server's SYN-ACK (never scaled)."""
+    wscale: tuple[int | None, int | None] = (None, None)
+    """Window scale option (RFC 7323 §2) of the client's SYN and the server's SYN-ACK."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +178,10 @@ class DirectionStats:
     last_frame: FrameRef | None = None
     last_ts: float | None = None
     end: StreamEnd | None = None
+    ip_ids: tuple[int, ...] = ()
+    """IPv4 IP-IDs of this direction's first packets, in capture order (RSTs aside; at most
+    `table.IP_ID_SAMPLES`): NAT and sequence randomisation leave them, so the same sequence in
+    both captures marks the same connection."""
 
 
 @dataclass(slots=True)

@@ -83,6 +83,11 @@ SWEEPS_PER_TIMEOUT: Final = 8
 """The idle sweep runs this many times per idle timeout of capture time (and at least every
 `CLOSED_LINGER`/8 seconds), so a flow is closed at most 1/8 of the timeout late."""
 
+IP_ID_SAMPLES: Final = 16
+"""IP-IDs kept per side, from its first packets: enough to recognise one connection's IP-ID
+sequence in the other capture (the correlation layer compares them), few enough to cost
+nothing per connection."""
+
 _SLOW_FLAGS: Final = SYN | FIN | RST
 
 # Life of a flow.
@@ -133,6 +138,8 @@ class _Half(Reassembler):
         "frame_no",
         "ip",
         "ip_id",
+        "ip_id_room",
+        "ip_ids",
         "key",
         "last_frame",
         "last_ts",
@@ -147,6 +154,8 @@ class _Half(Reassembler):
         "syn_frame",
         "syn_isn",
         "syn_mss",
+        "syn_window",
+        "syn_wscale",
         "ttl",
         "ttl_others",
         "ttl_run",
@@ -192,7 +201,18 @@ class _Half(Reassembler):
         self.ttl_others: dict[int, int] = {}
         """Packet counts of the other TTLs seen."""
         self.ip_id: int | None = None
+        self.ip_ids: list[int] = []
+        """IPv4 IP-IDs of the first `IP_ID_SAMPLES` packets this side sent (RSTs aside)."""
+        self.ip_id_room = IP_ID_SAMPLES
+        self.syn_window: int | None = None
+        self.syn_wscale: int | None = None
         self.mac: bytes | None = None
+
+    def note_ip_id(self, ip_id: int | None) -> None:
+        """Keep `ip_id` while fewer than `IP_ID_SAMPLES` are kept."""
+        if ip_id is not None:
+            self.ip_ids.append(ip_id)
+            self.ip_id_room -= 1
 
     def new_ttl(self, ttl: int) -> None:
         """Count a packet whose TTL differs from the previous packet's."""
@@ -216,6 +236,7 @@ class _Half(Reassembler):
         st.payload_packets = self.payload_packets
         st.last_ts = self.last_ts
         st.last_frame = self.latest_frame()
+        st.ip_ids = tuple(self.ip_ids)
 
     def usual_origin(self) -> PacketOrigin | None:
         """Most common TTL, latest IP-ID and MAC of the packets counted so far."""
@@ -378,6 +399,8 @@ class FlowTable(SegmentTaker):
         else:
             half.new_ttl(seg.ttl)
         half.ip_id = seg.ip_id
+        if half.ip_id_room > 0:
+            half.note_ip_id(seg.ip_id)
         half.mac = seg.src_mac
         ack = seg.ack
         if ack != half.ack_seen and flags & ACK:
@@ -430,6 +453,8 @@ class FlowTable(SegmentTaker):
         else:
             half.new_ttl(ttl)
         half.ip_id = ip_id
+        if half.ip_id_room > 0:
+            half.note_ip_id(ip_id)
         half.mac = src_mac
         if ack != half.ack_seen and flags & ACK:
             half.ack_seen = ack
@@ -526,6 +551,8 @@ class FlowTable(SegmentTaker):
             else:
                 half.new_ttl(seg.ttl)
             half.ip_id = seg.ip_id
+            if half.ip_id_room > 0:
+                half.note_ip_id(seg.ip_id)
             half.mac = seg.src_mac
             if flags & SYN:
                 self._syn(flow, half, seg)
@@ -595,6 +622,8 @@ class FlowTable(SegmentTaker):
         if half.syn_isn is None:
             half.syn_isn = seg.seq
             half.syn_mss = seg.mss
+            half.syn_window = seg.window
+            half.syn_wscale = seg.wscale
             half.set_base(seg.seq + 1)
         if seg.flags & ACK:
             peer = half.peer
@@ -654,6 +683,8 @@ class FlowTable(SegmentTaker):
             client_tsval=client.first_tsval,
             server_tsval=server.first_tsval,
             mss=(client.syn_mss, server.syn_mss),
+            syn_window=(client.syn_window, server.syn_window),
+            wscale=(client.syn_wscale, server.syn_wscale),
         )
         flow.info = info
         flow.state = _OPEN

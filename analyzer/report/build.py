@@ -13,19 +13,23 @@ from typing import Any
 
 from analyzer._common import Direction, FrameRef
 from analyzer.correlate import PairAlignment
-from analyzer.detect import Evidence, Finding
+from analyzer.correlate.overlap import OverlapKind
+from analyzer.detect import Confidence, Evidence, Finding
 from analyzer.pipeline import Analysis, CaptureInfo
 from analyzer.session.export import session_dict
 from analyzer.session.model import SmtpSession
 
+from . import digest
 from .model import (
     SCHEMA,
     CaptureEntry,
     EvidenceEntry,
     FindingEntry,
+    OrientationEntry,
     PairEntry,
     Report,
     TranscriptLine,
+    VerdictEntry,
 )
 
 TRANSCRIPT_LINES = 400
@@ -87,7 +91,7 @@ def _evidence(e: Evidence, files: dict[tuple[str, int], str]) -> EvidenceEntry:
 
 
 def _finding(f: Finding, files: dict[tuple[str, int], str]) -> FindingEntry:
-    return {
+    entry: FindingEntry = {
         "id": f.id,
         "kind": str(f.kind),
         "severity": str(f.severity),
@@ -99,6 +103,9 @@ def _finding(f: Finding, files: dict[tuple[str, int], str]) -> FindingEntry:
         "evidence": [_evidence(e, files) for e in f.evidence],
         "details": f.details,
     }
+    if f.confidence_note is not None:
+        entry["confidence_note"] = f.confidence_note
+    return entry
 
 
 def _decode(data: bytes) -> str:
@@ -113,6 +120,9 @@ def _pair(al: PairAlignment) -> PairEntry:
         "score": pair.score,
         "matched_on": list(pair.matched_on),
         "time_delta_s": round(pair.time_delta_s, TIME_DIGITS),
+        "margin": pair.margin,
+        "ambiguous": pair.ambiguous,
+        "corroborated": pair.corroborated,
         "identical": al.identical,
         "divergences": [
             {
@@ -193,7 +203,7 @@ def build_report(analysis: Analysis) -> Report:
             "support": clock.support,
             "drift_ppm": None if clock.drift_ppm is None else round(clock.drift_ppm, 3),
         }
-    return {
+    report: Report = {
         "schema": SCHEMA,
         "generator": {"name": "smtpfw", "version": _version()},
         "captures": [_capture(info) for info in analysis.captures],
@@ -210,6 +220,56 @@ def build_report(analysis: Analysis) -> Report:
             "by_severity": dict(sorted(severities.items())),
             "by_kind": dict(sorted(kinds.items())),
         },
+        "verdict": _verdict(analysis),
+        "orientation": _orientation(analysis),
+    }
+    # the headline is the one the renderers show, derived from the report itself
+    report["verdict"]["headline"] = digest.verdict(report).headline
+    return report
+
+
+def _verdict(analysis: Analysis) -> VerdictEntry:
+    """What the analysis concludes, in one word (the headline is added from the digest)."""
+    overlap = analysis.overlap
+    if overlap is not None and overlap.kind is not OverlapKind.OVERLAP:
+        kind, reasons = str(overlap.kind), list(overlap.reasons)
+    else:
+        kind, reasons = ("findings" if analysis.findings else "clean"), []
+    return {
+        "kind": kind,
+        "two_sided": analysis.two_sided,
+        "headline": "",
+        "reasons": reasons,
+        "confirmed": sum(1 for f in analysis.findings if f.confidence is Confidence.CONFIRMED),
+    }
+
+
+def _orientation(analysis: Analysis) -> OrientationEntry | None:
+    if not analysis.two_sided or len(analysis.captures) != 2:
+        return None
+    client, server = (list(info.paths) for info in analysis.captures)
+    used = {"client_side": client, "server_side": server}
+    given = {"client_side": server, "server_side": client} if analysis.sides_swapped else used
+    judged = analysis.orientation
+    return {
+        "given": given,
+        "used": used,
+        "swapped": analysis.sides_swapped,
+        "kept": analysis.keep_orientation,
+        "judgment": "not_judged" if judged is None else str(judged.judgment),
+        "confidence": "low" if judged is None else judged.confidence,
+        "evidence": []
+        if judged is None
+        else [
+            {
+                "signal": clue.signal,
+                "says": str(clue.says),
+                "for_given": clue.for_given,
+                "for_swapped": clue.for_swapped,
+                "detail": clue.detail,
+            }
+            for clue in judged.clues
+        ],
     }
 
 

@@ -7,7 +7,7 @@ the contract keep their names and meanings; everything else here is an addition.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 SCHEMA = "smtpfw.report/1"
 
@@ -45,6 +45,9 @@ class FindingEntry(TypedDict):
     remediation: str
     evidence: list[EvidenceEntry]
     details: dict[str, Any]
+    confidence_note: NotRequired[str]
+    """Why the confidence is lower than the evidence alone would give (an ambiguous or
+    uncorroborated pairing); absent when it is not lowered."""
 
 
 class TranscriptLine(TypedDict):
@@ -63,9 +66,45 @@ class PairEntry(TypedDict):
     score: float
     matched_on: list[str]
     time_delta_s: float
+    margin: float
+    """Score less the best alternative either session had (DOMAIN.md: pairing)."""
+    ambiguous: bool
+    corroborated: bool
     identical: bool
     divergences: list[dict[str, Any]]
     end_mismatches: list[dict[str, Any]]
+
+
+class VerdictEntry(TypedDict):
+    """The overall verdict, said plainly (DOMAIN.md §4, "verdict")."""
+
+    kind: str
+    """'findings', 'clean', 'unproven_overlap' or 'no_overlap'."""
+    two_sided: bool
+    headline: str
+    reasons: list[str]
+    """Why the captures do not overlap, or why their overlap is not proven; else empty."""
+    confirmed: int
+    """Findings that are `confirmed`."""
+
+
+class OrientationEntry(TypedDict):
+    """Which capture is which side, as given and as analysed (DOMAIN.md §4, "orientation")."""
+
+    given: dict[str, list[str]]
+    """{"client_side": [paths], "server_side": [paths]} as the user gave them."""
+    used: dict[str, list[str]]
+    """The same, as analysed."""
+    swapped: bool
+    """The sides were exchanged for the analysis."""
+    kept: bool
+    """The given orientation was forced (`--keep-orientation`)."""
+    judgment: str
+    """'given', 'swapped', 'conflicting', 'undecided' or 'not_judged' (no proven overlap)."""
+    confidence: str
+    """'high', 'medium' or 'low'."""
+    evidence: list[dict[str, Any]]
+    """Per signal: {"signal", "says", "for_given", "for_swapped", "detail"}."""
 
 
 class Report(TypedDict):
@@ -79,3 +118,7 @@ class Report(TypedDict):
     findings: list[FindingEntry]
     transcripts: dict[str, list[TranscriptLine]]
     summary: dict[str, Any]
+    verdict: NotRequired[VerdictEntry]
+    """Absent from reports written before it existed."""
+    orientation: NotRequired[OrientationEntry | None]
+    """None for one capture; absent from reports written before it existed."""
