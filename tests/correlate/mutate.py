@@ -23,6 +23,8 @@ class Mutation:
     split_segments: bool
     strip_timestamps: bool = False
     """Remove the TCP timestamp option (hosts with timestamps off): no TSval to pair on."""
+    random_ip_ids: bool = False
+    """Give every packet a random IPv4 IP-ID (a proxy's own connection, or pf `scrub random-id`)."""
 
 
 def mutate(source: Path, target: Path, mutation: Mutation) -> None:
@@ -59,6 +61,8 @@ def mutate(source: Path, target: Path, mutation: Mutation) -> None:
         if mutation.strip_timestamps:
             tcp.options = [o for o in tcp.options if o[0] != "Timestamp"]
             del tcp.dataofs
+        if mutation.random_ip_ids:
+            ip.id = rng.randrange(1, 2**16)
         del ip.chksum, ip.len, tcp.chksum
         pkt.time = float(pkt.time) + mutation.clock_offset_s
         payload = bytes(tcp.payload)

@@ -1,0 +1,57 @@
+"""A finding is only as sure as the pairing it rests on: ambiguous or uncorroborated pairs give
+`likely`, never `confirmed`; a real pair through a 37 s clock skew stays `confirmed`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from analyzer.correlate import estimate_offset, pair_sessions
+from analyzer.detect import Confidence
+from analyzer.detect.registry import detect_pair
+from analyzer.pipeline import analyze
+
+from .mutate import Mutation, mutate
+
+CAPTURES = Path(__file__).resolve().parents[2] / "captures"
+PAIR = CAPTURES / "pix-starttls-masked"
+
+
+def test_real_pair_through_clock_skew_is_confirmed() -> None:
+    analysis = analyze(client_side=PAIR / "client-side.pcap", server_side=PAIR / "server-side.pcap")
+    assert analysis.clock is not None and abs(analysis.clock.offset_s - 37.4) < 1
+    assert all(p.corroborated and not p.ambiguous for p in analysis.pairs)
+    assert analysis.findings and all(
+        f.confidence is Confidence.CONFIRMED for f in analysis.findings
+    )
+
+
+@pytest.mark.parametrize("doubt", [{"ambiguous": True}, {"corroborated": False}])
+def test_doubtful_pair_caps_findings_at_likely_and_says_why(doubt: dict[str, bool]) -> None:
+    analysis = analyze(client_side=PAIR / "client-side.pcap", server_side=PAIR / "server-side.pcap")
+    alignment = next(a for a in analysis.alignments if not a.identical)
+    doubtful = replace(alignment, pair=replace(alignment.pair, **doubt))
+    findings = detect_pair(doubtful)
+    assert findings and all(f.confidence is Confidence.LIKELY for f in findings)
+    assert all(f.confidence_note and "pairing" in f.confidence_note for f in findings)
+    assert all(f.confidence is Confidence.CONFIRMED for f in detect_pair(alignment))
+
+
+def test_same_messages_a_day_later_on_other_connections_are_not_confirmed(
+    tmp_path: Path,
+) -> None:
+    # The server side is another day's delivery of the same messages: new connections (their
+    # own IP-IDs, no timestamps), so only content and an implausible offset tie them.
+    server = tmp_path / "server-side.pcap"
+    client = tmp_path / "client-side.pcap"
+    mutate(PAIR / "server-side.pcap", server, Mutation(86400.0, 3, False, True, True))
+    mutate(PAIR / "client-side.pcap", client, Mutation(0.0, 4, False, True, True))
+    analysis = analyze(client_side=client, server_side=server)
+    assert all(f.confidence is not Confidence.CONFIRMED for f in analysis.findings)
+    sides = [[s for s in analysis.sessions if s.capture_id == c] for c in ("client", "server")]
+    clock = estimate_offset(*sides)
+    assert clock.method == "message_id" and clock.offset_s > 86000
+    pairing = pair_sessions(*sides, clock)
+    assert pairing.pairs and not any(p.corroborated for p in pairing.pairs)
