@@ -12,6 +12,7 @@ from analyzer.correlate import estimate_offset, pair_sessions
 from analyzer.detect import Confidence
 from analyzer.detect.registry import detect_pair
 from analyzer.pipeline import analyze
+from analyzer.session.model import SmtpSession
 
 from .mutate import Mutation, mutate
 
@@ -55,3 +56,32 @@ def test_same_messages_a_day_later_on_other_connections_are_not_confirmed(
     assert clock.method == "message_id" and clock.offset_s > 86000
     pairing = pair_sessions(*sides, clock)
     assert pairing.pairs and not any(p.corroborated for p in pairing.pairs)
+
+
+def test_indistinguishable_sessions_pair_as_ambiguous() -> None:
+    # Two copies of one connection on each side, same times within jitter, IP-IDs unknown.
+    analysis = analyze(client_side=PAIR / "client-side.pcap", server_side=PAIR / "server-side.pcap")
+    pair = next(p for p in analysis.pairs if p.client_side.transactions)
+
+    def twins(session: SmtpSession, tag: str) -> list[SmtpSession]:
+        stats = replace(
+            session.stats,
+            client_to_server=replace(session.stats.client_to_server, ip_ids=()),
+            server_to_client=replace(session.stats.server_to_client, ip_ids=()),
+        )
+        flow = replace(session.flow, client_tsval=None)
+        return [
+            replace(
+                session,
+                id=f"{tag}#{i}",
+                start_ts=session.start_ts + i * 1e-4,
+                stats=stats,
+                flow=flow,
+            )
+            for i in range(2)
+        ]
+
+    client, server = twins(pair.client_side, "client"), twins(pair.server_side, "server")
+    pairing = pair_sessions(client, server, estimate_offset(client, server))
+    assert len(pairing.pairs) == 2
+    assert all(p.ambiguous and p.margin < 1.0 for p in pairing.pairs)
