@@ -1,7 +1,8 @@
 """The `smtpfw` command: parse arguments, call the pipeline, print or write, pick the exit code.
 
 No analysis logic lives here. Exit codes: 0 success (and, for `analyze`, no findings),
-1 findings, 2 unusable input or arguments (one line on stderr naming the file and the problem).
+1 findings, 2 unusable input or arguments (one line on stderr naming the file and the problem),
+or, for `analyze`, two captures that do not overlap (the verdict says so).
 """
 
 from __future__ import annotations
@@ -243,20 +244,29 @@ def _analyze_and_write(
     formats: tuple[str, ...],
     time_offset: float | None,
     out: TextIO,
+    keep_orientation: bool = False,
 ) -> Report:
     from analyzer.pipeline import analyze
-    from analyzer.report import build_report
+    from analyzer.report import build_report, digest
 
     analysis = analyze(
         single or None,
         client_side=client or None,
         server_side=server or None,
         time_offset=time_offset,
+        keep_orientation=keep_orientation,
     )
     report = build_report(analysis)
     written = _write_report(report, out_dir, formats)
+    for notice in digest.notices(report):
+        out.write(visible(f"note: {notice}") + "\n")
     for finding in report["findings"]:
         out.write(_finding_line(finding) + "\n")
+    verdict = digest.verdict(report)
+    said = f"verdict: {verdict.headline}"
+    if digest.verdict_kind(report) == "no_overlap":
+        said += f". {verdict.happened}"
+    out.write(visible(said) + "\n")
     clock = report["clock"]
     summary = f"{len(report['sessions'])} session(s)"
     if clock is not None:
@@ -288,12 +298,17 @@ def _cmd_analyze_folder(args: argparse.Namespace, folder: Path, out: TextIO, err
             worst = EXIT_BAD_INPUT
             continue
         report = _analyze_and_write(
-            [], client, server, out_root / pair.name, formats, args.time_offset, out
+            [],
+            client,
+            server,
+            out_root / pair.name,
+            formats,
+            args.time_offset,
+            out,
+            args.keep_orientation,
         )
         done.append((pair.name, report))
-        code = EXIT_BAD_INPUT if client_bad or server_bad else (
-            EXIT_FINDINGS if report["findings"] else EXIT_OK
-        )
+        code = EXIT_BAD_INPUT if client_bad or server_bad else _exit_code(report)
         worst = max(worst, code)
     index = write_index(done, out_root, formats)
     out.write(f"index: {', '.join(map(str, index))}\n")
@@ -319,8 +334,19 @@ def _cmd_analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_BAD_INPUT
     single, client, server = usable
     out_dir = Path(args.out) if args.out else Path("reports") / _report_name(args)
-    report = _analyze_and_write(single, client, server, out_dir, formats, args.time_offset, out)
+    report = _analyze_and_write(
+        single, client, server, out_dir, formats, args.time_offset, out, args.keep_orientation
+    )
     if bad:
+        return EXIT_BAD_INPUT
+    return _exit_code(report)
+
+
+def _exit_code(report: Report) -> int:
+    """2 when the two captures do not overlap (nothing was compared), else 1 with findings."""
+    from analyzer.report import digest
+
+    if digest.verdict_kind(report) == "no_overlap":
         return EXIT_BAD_INPUT
     return EXIT_FINDINGS if report["findings"] else EXIT_OK
 
@@ -390,7 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="find what a middlebox did (two captures) or its symptoms (one capture)",
         description="Pair the sessions of a client-side (outside) and a server-side (inside) "
         "capture, compare them byte by byte and report what changed; or, with one capture, "
-        "diagnose the symptoms. Exit 0: no findings, 1: findings, 2: unusable input.",
+        "diagnose the symptoms. Exit 0: no findings, 1: findings, 2: unusable input or "
+        "arguments, or two captures that do not overlap.",
     )
     analyze.add_argument(
         "files",
@@ -422,6 +449,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
         help="server-side clock minus client-side clock (overrides the estimate)",
+    )
+    analyze.add_argument(
+        "--keep-orientation",
+        action="store_true",
+        help="analyse the sides as given, even when the captures show that --client-side "
+        "and --server-side were swapped",
     )
     analyze.set_defaults(handler=_cmd_analyze)
 

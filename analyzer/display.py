@@ -45,6 +45,8 @@ STYLE = """<style>
   background: #f6f8fa; font-size: 14px; }
 .smtpfw .verdict.critical { border-left-color: #b3261e; background: #fff8f7; }
 .smtpfw .verdict.high { border-left-color: #c4510a; background: #fffaf5; }
+.smtpfw .notice { border-left: 6px solid #c4510a; padding: 6px 12px; margin: 4px 0 10px;
+  background: #fffaf5; }
 .smtpfw .verdict.medium { border-left-color: #9a6700; }
 .smtpfw .verdict.low { border-left-color: #2f6fbf; }
 .smtpfw .verdict.clean { border-left-color: #1a7f37; background: #f6fff8; }
@@ -139,6 +141,9 @@ def verdict_sentence(report: Report, index: Index | None = None) -> tuple[str, s
     connections = len({index.connection(s)[0] for s in index.sessions})
     if not index.sessions:
         return "No SMTP session in these captures.", "clean"
+    if digest.verdict_kind(report) == "no_overlap":
+        v = digest.verdict(report, index)
+        return f"{v.headline}. {v.happened}", "high"
     if not findings:
         if index.two_sided:
             pairs = len(report.get("pairs") or [])
@@ -153,6 +158,8 @@ def verdict_sentence(report: Report, index: Index | None = None) -> tuple[str, s
     counts = Counter(as_str(f.get("severity")) for f in findings)
     by_severity = ", ".join(f"{counts[s]} {s}" for s in digest.SEVERITIES if counts[s])
     how = ("confirmed by both captures" if as_str(top.get("confidence")) == "confirmed"
+           else f"{as_str(top.get('confidence'))}, the captures' overlap not proven"
+           if digest.verdict_kind(report) == "unproven_overlap"
            else f"{as_str(top.get('confidence'))}, from one capture's symptoms")
     return (f"{severity.capitalize()}: {v.headline[:1].lower()}{v.headline[1:]} — "
             f"{plural(len(findings), 'finding')} ({by_severity}) in {v.connections} of "
@@ -357,7 +364,8 @@ def analysis_html(analysis: Analysis, session: str | None = None) -> str:
     if session is None:
         affected = digest.affected_connections(report, index)
         session = affected[0][0] if affected else None
-    body = [
+    body = [f'<p class="notice">{esc(notice)}</p>' for notice in digest.notices(report)]
+    body += [
         f'<p class="verdict {esc(severity)}">{esc(sentence)}</p>',
         _captures(report),
         _findings_table(report, index),

@@ -90,7 +90,7 @@ class Clue:
     for_swapped: int
     """Pairs whose evidence fits the swapped one."""
     detail: str
-    """One example, in words (captured text is not escaped here)."""
+    """One example, in words, naming the captures as given ("the given client side")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,29 +145,33 @@ def _damage(pair: SessionPair) -> Vote:
     why = ""
     if _masked_banner(c.banner) != _masked_banner(s.banner):
         votes += 1 if _masked_banner(c.banner) else -1
-        why = "the masked 220 banner is on the " + (
-            "client side" if _masked_banner(c.banner) else "server side"
+        why = "the masked 220 banner is in the " + (
+            "given client side" if _masked_banner(c.banner) else "given server side"
         )
     c_masked = sum(1 for k in c.ehlo_keywords if _masked_word(k))
     s_masked = sum(1 for k in s.ehlo_keywords if _masked_word(k))
     if c_masked != s_masked:
         votes += 1 if c_masked > s_masked else -1
-        why = why or "masked EHLO keywords are on the " + (
-            "client side" if c_masked > s_masked else "server side"
+        why = why or "masked EHLO keywords are in the " + (
+            "given client side" if c_masked > s_masked else "given server side"
         )
     c_kw, s_kw = set(c.ehlo_keywords), set(s.ehlo_keywords)
     if c_kw and s_kw and not c_masked and not s_masked and c_kw != s_kw:
         if c_kw < s_kw:
             votes += 1
-            why = why or "the server side's EHLO reply has keywords the client side lacks"
+            why = (
+                why or "the given server side's EHLO reply has keywords the given client side lacks"
+            )
         elif s_kw < c_kw:
             votes -= 1
-            why = why or "the client side's EHLO reply has keywords the server side lacks"
+            why = (
+                why or "the given client side's EHLO reply has keywords the given server side lacks"
+            )
     c_cmd, s_cmd = _masked_commands(c), _masked_commands(s)
     if c_cmd != s_cmd:
         votes += 1 if s_cmd > c_cmd else -1
-        why = why or "client commands overwritten with X are on the " + (
-            "server side" if s_cmd > c_cmd else "client side"
+        why = why or "client commands overwritten with X are in the " + (
+            "given server side" if s_cmd > c_cmd else "given client side"
         )
     return (1 if votes > 0 else -1 if votes < 0 else 0), why
 
@@ -207,8 +211,8 @@ def _ttl_distance(pair: SessionPair) -> Vote:
         votes += 1 if fits else -1
         sender = "client" if near_is_client else "server"
         why = why or (
-            f"the {sender}'s packets arrive with TTL {tc} on the client side and {ts} on the "
-            "server side"
+            f"the {sender}'s packets arrive with TTL {tc} in the given client side and {ts} in the "
+            "given server side"
         )
     return (1 if votes > 0 else -1 if votes < 0 else 0), why
 
@@ -228,7 +232,8 @@ def _mss_clamp(pair: SessionPair) -> Vote:
         own, other = (mc, ms) if sender == "client" else (ms, mc)
         votes += 1 if other < own else -1
         why = why or (
-            f"the {sender}'s SYN has MSS {mc} on the client side and {ms} on the server side"
+            f"the {sender}'s SYN has MSS {mc} in the given client side and {ms} in the given "
+            "server side"
         )
     return (1 if votes > 0 else -1 if votes < 0 else 0), why
 
@@ -267,8 +272,8 @@ def _latency(pair: SessionPair) -> Vote:
     if abs(median) < MIN_LATENCY_S:
         return 0, ""
     return (1 if median > 0 else -1), (
-        f"replies take {abs(median) * 1000:.2f} ms longer to answer on the "
-        + ("client side" if median > 0 else "server side")
+        f"replies take {abs(median) * 1000:.2f} ms longer to answer in the "
+        + ("given client side" if median > 0 else "given server side")
     )
 
 
@@ -298,8 +303,8 @@ def _nat(pair: SessionPair) -> Vote:
             continue
         private_on_client_side = on_c
         votes += 1 if private_on_client_side == own_side_is_client else -1
-        why = why or f"the {endpoint}'s private address is seen on the " + (
-            "client side" if on_c else "server side"
+        why = why or f"the {endpoint}'s private address is seen in the " + (
+            "given client side" if on_c else "given server side"
         )
     return (1 if votes > 0 else -1 if votes < 0 else 0), why
 

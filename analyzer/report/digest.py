@@ -482,9 +482,95 @@ def verdict(report: Report, index: Index | None = None) -> Verdict:
     return index.verdict
 
 
+NO_OVERLAP_HEADLINE = "These captures do not overlap"
+UNPROVEN_PREFIX = "Overlap not proven — "
+
+
+def verdict_kind(report: Report) -> str:
+    """report.json's `verdict.kind` ('findings', 'clean', 'unproven_overlap', 'no_overlap');
+    for a report written before it existed, 'findings' or 'clean'."""
+    entry = report.get("verdict")
+    kind = as_str(entry.get("kind")) if isinstance(entry, Mapping) else ""
+    return kind or ("findings" if report.get("findings") else "clean")
+
+
+def _reasons(report: Report) -> list[str]:
+    entry = report.get("verdict")
+    reasons = entry.get("reasons") if isinstance(entry, Mapping) else None
+    return [as_str(r) for r in reasons or []]
+
+
+def notices(report: Report) -> list[str]:
+    """What a reader must know before the verdict: sides given the wrong way round, captures
+    whose overlap is not proven. Plain sentences (file names raw)."""
+    out: list[str] = []
+    orientation = report.get("orientation")
+    if isinstance(orientation, Mapping):
+        given = orientation.get("given") or {}
+        client = ", ".join(as_str(p) for p in given.get("client_side") or [])
+        server = ", ".join(as_str(p) for p in given.get("server_side") or [])
+        clues = [
+            as_str(e.get("detail"))
+            for e in orientation.get("evidence") or []
+            if e.get("says") == "swapped" and e.get("detail")
+        ]
+        why = f" ({'; '.join(clues[:3])})" if clues else ""
+        if orientation.get("swapped"):
+            out.append(
+                f"The captures were given the wrong way round: {server} (given as the server "
+                f"side) is the client-side capture and {client} (given as the client side) the "
+                f"server-side one{why}. They were analysed the right way round; "
+                "--keep-orientation analyses them as given."
+            )
+        elif orientation.get("judgment") == "swapped":
+            out.append(
+                f"The captures look given the wrong way round{why}; they were analysed as "
+                "given (--keep-orientation)."
+            )
+        elif orientation.get("judgment") == "conflicting":
+            out.append(
+                "The captures do not agree on which one is the client side; they were analysed "
+                "as given."
+            )
+    if verdict_kind(report) == "unproven_overlap":
+        reasons = "; ".join(_reasons(report))
+        out.append(
+            "The two captures are not shown to hold the same connections"
+            + (f": {reasons}" if reasons else "")
+            + ". No finding is confirmed: what differs may be two different connections."
+        )
+    return out
+
+
 def _verdict(report: Report, index: Index) -> Verdict:
     findings = ordered_findings(report)
     total = len({index.connection(s)[0] for s in index.sessions})
+    if verdict_kind(report) == "no_overlap":
+        reasons = "; ".join(_reasons(report)) or "they share no SMTP session"
+        happened = (
+            f"Nothing was compared: {reasons}. They are not captures of the two sides of "
+            "one firewall at the same time. Check that the client-side and server-side "
+            "files belong together; each file alone can be analysed for symptoms "
+            "(smtpfw analyze FILE)."
+        )
+        return Verdict(
+            True,
+            index.two_sided,
+            "",
+            "",
+            NO_OVERLAP_HEADLINE,
+            happened,
+            "",
+            None,
+            None,
+            0,
+            total,
+            0,
+            (),
+            "",
+            None,
+            "",
+        )
     if not findings:
         clocked = (
             index.on_client_clock(s.get("start"), as_str(s.get("capture")))
@@ -581,12 +667,15 @@ def _verdict(report: Report, index: Index) -> Verdict:
             "changed in transit."
         )
     headline = HAPPENED.get(as_str(top.get("kind")), title(as_str(top.get("kind"))))
+    headline = headline[:1].upper() + headline[1:]
+    if verdict_kind(report) == "unproven_overlap":
+        headline = UNPROVEN_PREFIX + headline[:1].lower() + headline[1:]
     return Verdict(
         clean=False,
         two_sided=index.two_sided,
         severity=as_str(top.get("severity")),
         confidence=as_str(top.get("confidence")),
-        headline=headline[:1].upper() + headline[1:],
+        headline=headline,
         happened=happened,
         hosts=_hosts(index, connections),
         first_ts=min(times) if times else None,

@@ -101,8 +101,9 @@ def _anchor(session_id: str) -> str:
 def _verdict(report: Report, index: Index) -> str:
     v = digest.verdict(report, index)
     if v.clean:
-        return (f'<section class="verdict clean" id="verdict"><p class="headline">{esc(v.headline)}'
-                f"</p><p>{esc(v.happened)}</p></section>")
+        cls = "nooverlap" if digest.verdict_kind(report) == "no_overlap" else "clean"
+        return (f'<section class="verdict {cls}" id="verdict"><p class="headline">'
+                f"{esc(v.headline)}</p><p>{esc(v.happened)}</p></section>")
     top: FindingEntry | dict[str, Any] = v.fix_from or {}
     severity = v.severity
     how = ("confirmed by comparing the two sides of the firewall"
@@ -583,6 +584,8 @@ def _body(report: Report, index: Index) -> Iterable[str]:
         toc.append(("timeline", "Timeline"))
     toc.append(("appendix", "Appendix"))
     yield '<nav class="toc">' + "".join(f'<a href="#{a}">{t}</a>' for a, t in toc) + "</nav>"
+    for notice in digest.notices(report):
+        yield f'<section class="notice"><p><strong>Note.</strong> {esc(notice)}</p></section>'
     yield _verdict(report, index)
     if groups:
         fixes: dict[str, int] = {v.remediation: 0}

@@ -470,6 +470,8 @@ def render_markdown(report: Report) -> str:
     v = digest.verdict(report, index)
     names = ", ".join(cell(index.file_of(c)) for c in index.captures) or "no capture"
     out = [f"# SMTP incident report: {cell(v.headline)}", "", f"Captures: {names}.", ""]
+    for notice in digest.notices(report):
+        out.extend([f"> **Note.** {cell(notice)}", ""])
     out.extend(_verdict(report, index))
     groups = digest.issues(report)
     if groups:
