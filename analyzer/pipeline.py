@@ -35,6 +35,7 @@ from analyzer.correlate import (
     estimate_offset,
     pair_sessions,
 )
+from analyzer.correlate.coverage import CaptureSpans
 from analyzer.correlate.orientation import Orientation, judge_orientation
 from analyzer.correlate.overlap import (
     Overlap,
@@ -697,7 +698,8 @@ def _two_sided(
     if side.overlap.kind is not OverlapKind.NO_OVERLAP:
         # Captures that share no connection prove nothing together: no finding is made from
         # them (each one alone is a one-capture analysis, which says what it is).
-        alignments = [align_pair(pair) for pair in pairing.pairs]
+        spans = CaptureSpans(_span(client_info, 0.0), _span(server_info, 0.0), clock.offset_s)
+        alignments = [align_pair(pair, spans) for pair in pairing.pairs]
         for alignment in alignments:
             found.extend(detect_pair(alignment))
         found.extend(
@@ -732,7 +734,14 @@ def _unconfirmed(finding: Finding) -> Finding:
         return finding
     details = dict(finding.details)
     details["confidence_capped"] = "unproven_overlap"
-    return replace(finding, confidence=Confidence.LIKELY, details=details)
+    return replace(
+        finding,
+        confidence=Confidence.LIKELY,
+        details=details,
+        confidence_note=finding.confidence_note
+        or "the two captures are not shown to hold the same connections: no session pair is "
+        "corroborated",
+    )
 
 
 def _names(paths: Sequence[PathLike]) -> str:

@@ -5,7 +5,9 @@ client-side capture; server→client: the server-side capture) and the *received
 other. A length-preserving middlebox leaves streams of equal length that differ only where it
 overwrote bytes; a proxy that deletes lines or a box that drops the rest of a connection leaves
 them of different lengths. FIN/RST segments are compared too: a reset that its apparent sender
-never sent came from the box in between. Nothing here decides severity or cause (see `detect`).
+never sent came from the box in between. Only the part of each direction that both captures
+hold is compared (`coverage`): what one capture lacks is listed as uncovered, not as a
+difference. Nothing here decides severity or cause (see `detect`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from analyzer._common import Direction, FrameRef
 from analyzer.flows.events import EndKind, StreamEnd
 from analyzer.flows.record import StreamRecord
 
+from .coverage import CaptureSpans, HeldRange, Uncovered, end_covered, held_range
 from .match import SessionPair
 
 CHUNK = 4096
@@ -83,6 +86,8 @@ class PairAlignment:
     end_mismatches: tuple[EndMismatch, ...]
     lengths: dict[Direction, tuple[int, int]]
     """(sent length, received length) per direction."""
+    uncovered: tuple[Uncovered, ...] = ()
+    """Ranges one capture does not hold: left out of the comparison."""
 
     @property
     def identical(self) -> bool:
@@ -127,33 +132,31 @@ def _line_start(data: bytes, offset: int) -> int:
 class _Aligner:
     """Builds the divergences of one direction."""
 
-    def __init__(self, direction: Direction, sent: StreamRecord, received: StreamRecord) -> None:
+    def __init__(
+        self, direction: Direction, sent: StreamRecord, received: StreamRecord, held: HeldRange
+    ) -> None:
         self.direction = direction
         self.sent = sent
         self.received = received
-        self.a = bytes(sent.data)
-        self.b = bytes(received.data)
-        if sent.truncated or received.truncated:
-            # Past the recording cap only lengths are known: compare what both sides kept.
-            common = min(len(self.a), len(self.b))
-            self.a, self.b = self.a[:common], self.b[:common]
+        self.a = bytes(sent.data[held.sent_start : held.sent_end])
+        self.b = bytes(received.data[held.received_start : held.received_end])
+        self.a_base = sent.base + held.sent_start
+        self.b_base = received.base + held.received_start
         self.out: list[Divergence] = []
 
     def add(self, kind: DivergenceKind, a0: int, a1: int, b0: int, b1: int) -> None:
         if len(self.out) >= MAX_DIVERGENCES:
             return
-        if self.sent.in_gap(self.sent.base + a0) or self.received.in_gap(self.received.base + b0):
+        if self.sent.in_gap(self.a_base + a0) or self.received.in_gap(self.b_base + b0):
             return  # bytes never captured on one side: not evidence of anything
-        sent_frame, sent_ts = self.sent.frame_at(self.sent.base + a0)
-        recv_frame, recv_ts = self.received.frame_at(
-            self.received.base + min(b0, max(0, len(self.b) - 1))
-        )
+        sent_frame, sent_ts = self.sent.frame_at(self.a_base + a0)
+        recv_frame, recv_ts = self.received.frame_at(self.b_base + min(b0, max(0, len(self.b) - 1)))
         self.out.append(
             Divergence(
                 direction=self.direction,
                 kind=kind,
-                sent_offset=self.sent.base + a0,
-                received_offset=self.received.base + b0,
+                sent_offset=self.a_base + a0,
+                received_offset=self.b_base + b0,
                 sent=self.a[a0 : min(a1, a0 + EXCERPT)],
                 received=self.b[b0 : min(b1, b0 + EXCERPT)],
                 sent_length=a1 - a0,
@@ -263,8 +266,12 @@ def _origin_differs(end: StreamEnd) -> bool:
     return False
 
 
-def _end_mismatches(pair: SessionPair) -> list[EndMismatch]:
-    """FIN/RSTs in one capture whose apparent sender sent no such segment in the other."""
+def _end_mismatches(pair: SessionPair, spans: CaptureSpans | None) -> list[EndMismatch]:
+    """FIN/RSTs in one capture whose apparent sender sent no such segment in the other.
+
+    A segment seen when the other capture, still without an end of this connection, had stopped
+    (or was about to) is no mismatch: that capture cannot show it.
+    """
     found: list[EndMismatch] = []
     sides = (
         ("client_side", pair.client_side.ends, pair.server_side.ends, Direction.SERVER_TO_CLIENT),
@@ -278,19 +285,36 @@ def _end_mismatches(pair: SessionPair) -> list[EndMismatch]:
                 continue
             if any(o.direction is end.direction and o.kind is end.kind for o in there):
                 continue
+            other = "server_side" if seen_in == "client_side" else "client_side"
+            if not there and not end_covered(spans, other, end.ts, seen_in):
+                continue
             found.append(EndMismatch(end.direction, end.kind, seen_in, end, _origin_differs(end)))
     return found
 
 
-def align_pair(pair: SessionPair) -> PairAlignment:
+def align_pair(pair: SessionPair, spans: CaptureSpans | None = None) -> PairAlignment:
+    """Compare one pair where both captures hold the bytes; `spans` says when each ended."""
     divergences: list[Divergence] = []
     lengths: dict[Direction, tuple[int, int]] = {}
+    uncovered: list[Uncovered] = []
+    midstream = (not pair.client_side.flow.handshake_seen, not pair.server_side.flow.handshake_seen)
     for direction in (Direction.SERVER_TO_CLIENT, Direction.CLIENT_TO_SERVER):
         records = _records(pair, direction)
         if records is None:
             continue
         sent, received = records
         lengths[direction] = (len(sent.data), len(received.data))
-        divergences.extend(_Aligner(direction, sent, received).run())
+        if direction is Direction.CLIENT_TO_SERVER:
+            sent_mid, received_mid = midstream
+        else:
+            received_mid, sent_mid = midstream
+        open_at_end = (not pair.client_side.ends, not pair.server_side.ends)
+        if direction is Direction.SERVER_TO_CLIENT:
+            open_at_end = open_at_end[::-1]
+        held = held_range(direction, sent, received, sent_mid, received_mid, spans, open_at_end)
+        uncovered.extend(held.uncovered)
+        if held.compared:
+            divergences.extend(_Aligner(direction, sent, received, held).run())
     divergences.sort(key=lambda d: (d.sent_ts or 0.0, d.direction != Direction.SERVER_TO_CLIENT))
-    return PairAlignment(pair, tuple(divergences), tuple(_end_mismatches(pair)), lengths)
+    ends = tuple(_end_mismatches(pair, spans))
+    return PairAlignment(pair, tuple(divergences), ends, lengths, tuple(uncovered))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from analyzer._common import Direction, FrameRef
 from analyzer.correlate import Divergence, DivergenceKind, PairAlignment
@@ -100,6 +101,10 @@ def _first_line(text: str | None) -> str:
     return text.splitlines()[0] if text else ""
 
 
+GREETING_CODES: Final = (220, 554)
+"""The replies a server may open a connection with (RFC 5321 §3.1, §4.2.3)."""
+
+
 def banner(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
     """The 220 greeting changed on its way: masked (obfuscated) or replaced (a proxy's own).
 
@@ -108,6 +113,8 @@ def banner(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
     with its own 220. A full proxy's own EHLO name on the server side is noted, not damage.
     """
     client, server = al.pair.client_side, al.pair.server_side
+    if client.banner_code not in GREETING_CODES or server.banner_code not in GREETING_CODES:
+        return []  # a capture that began after the greeting holds no greeting to compare
     original, arrived = server.banner or "", client.banner or ""
     hits = [p for p in placed if p.place is Place.BANNER]
     if not hits or not original or not arrived or original == arrived:

@@ -155,6 +155,16 @@ def _pair(al: PairAlignment) -> PairEntry:
             }
             for m in al.end_mismatches
         ],
+        "uncovered": [
+            {
+                "direction": str(u.direction),
+                "capture": u.capture,
+                "reason": str(u.reason),
+                "offset": u.offset,
+                "length": u.length,
+            }
+            for u in al.uncovered
+        ],
     }
 
 

@@ -73,6 +73,8 @@ class PairEntry(TypedDict):
     identical: bool
     divergences: list[dict[str, Any]]
     end_mismatches: list[dict[str, Any]]
+    uncovered: list[dict[str, Any]]
+    """Ranges one capture does not hold, left out of the comparison (DOMAIN.md: coverage)."""
 
 
 class VerdictEntry(TypedDict):
