@@ -665,7 +665,7 @@ def _read_sides(
     else:
         clock = estimate_offset(client, server)
     pairing = pair_sessions(client, server, clock)
-    corroborated = corroborated_pairs(pairing.pairs, clock, client, server)
+    corroborated = corroborated_pairs(pairing.pairs)
     overlap = judge_overlap(
         client,
         server,

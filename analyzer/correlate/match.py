@@ -12,10 +12,10 @@ with a wrong one. Each pair says how sure it is:
 - `margin`: its score less the best alternative either of its sessions had (another candidate
   partner, or staying unpaired at `MIN_SCORE`); `ambiguous` when below `AMBIGUOUS_MARGIN`;
 - `corroborated`: shown to be one connection, by a connection-identity signal (client TSval,
-  client or server IP-ID sequence, TLS ciphertext tail) or by a clock that is plausible
+  client or server IP-ID sequence, TLS ciphertext tail), by a Message-ID one session in each
+  capture carries (|offset| <= `MESSAGE_ID_OFFSET_S`), or by a clock that is plausible
   (|offset| <= `PLAUSIBLE_SKEW_S`), that the pair agrees with, and that either identity
-  signals gave, or `MANY_AGREEING_PAIRS` pairs agree on, or this pair's own line rhythm and
-  content (Message-ID or envelope) confirm.
+  signals gave or `MANY_AGREEING_PAIRS` pairs agree on. The overlap verdict uses this rule.
 
 Findings of a pair that is ambiguous or not corroborated are capped at `likely` (`detect`).
 This module does not compare payload bytes (see `align`) nor estimate the clock (`clock`).
@@ -24,7 +24,7 @@ This module does not compare payload bytes (see `align`) nor estimate the clock 
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -81,6 +81,12 @@ MANY_AGREEING_PAIRS: Final = 10
 look-alike sessions can line up by chance, ten cannot."""
 AGREEMENT_S: Final = 1.0
 """How far (seconds) a pair's start may be from the estimated offset and still agree with it."""
+MESSAGE_ID_OFFSET_S: Final = 900.0
+"""The largest clock offset under which a Message-ID that one session on each side carries
+corroborates their pair. The same message retried by the sender's queue (Postfix retries after
+300 s, then doubling) in a capture of other minutes carries the same Message-ID: the bound keeps
+another day's attempt from corroborating, not a retry minutes away, which only a TCP timestamp
+tells apart."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,17 +248,37 @@ def _candidates(
     return found
 
 
+def _identity(matched: tuple[str, ...], client: SmtpSession, server: SmtpSession) -> bool:
+    """A signal that belongs to one connection and no other: the client's TSval, its IP-ID
+    sequence, or equal tails of TLS ciphertext (a plaintext tail such as `221 Bye` is the same
+    in every session and proves nothing)."""
+    if "stream_tail" in matched and not (any(client.tls_bytes) and any(server.tls_bytes)):
+        matched = tuple(m for m in matched if m != "stream_tail")
+    return bool(IDENTITY_SIGNALS.intersection(matched))
+
+
 def _corroborated(
-    matched: tuple[str, ...], delta: float, clock: ClockEstimate, agreeing: int
+    pair: tuple[SmtpSession, SmtpSession],
+    profiles: tuple[Profile, Profile],
+    matched: tuple[str, ...],
+    delta: float,
+    clock: ClockEstimate,
+    agreeing: int,
+    unique_ids: tuple[Counter[str], Counter[str]],
 ) -> bool:
-    if IDENTITY_SIGNALS.intersection(matched):
+    """The one rule that says a pair is shown to be one connection (DOMAIN.md: pairing)."""
+    client, server = pair
+    if _identity(matched, client, server):
         return True
+    if "message_id" in matched and abs(clock.offset_s) <= MESSAGE_ID_OFFSET_S:
+        shared = profiles[0].message_ids & profiles[1].message_ids
+        if any(unique_ids[0][m] == 1 and unique_ids[1][m] == 1 for m in shared):
+            return True
     if clock.method in ("given", "none") or abs(clock.offset_s) > PLAUSIBLE_SKEW_S:
         return False
     if abs(delta) > AGREEMENT_S:
         return False
-    own = "rhythm" in matched and ("message_id" in matched or "envelope" in matched)
-    return clock.method in IDENTITY_METHODS or agreeing >= MANY_AGREEING_PAIRS or own
+    return clock.method in IDENTITY_METHODS or agreeing >= MANY_AGREEING_PAIRS
 
 
 def pair_sessions(
@@ -271,6 +297,10 @@ def pair_sessions(
         best_c[ci].append((value, si))
         best_s[si].append((value, ci))
     agreeing = sum(1 for ci, si in chosen if abs(found[ci, si][2]) <= AGREEMENT_S)
+    unique_ids = (
+        Counter(m for p in cp for m in p.message_ids),
+        Counter(m for p in sp for m in p.message_ids),
+    )
     pairs: list[SessionPair] = []
     for ci, si in chosen:
         value, matched, delta = found[ci, si]
@@ -289,7 +319,15 @@ def pair_sessions(
                 delta,
                 margin=margin,
                 ambiguous=margin < AMBIGUOUS_MARGIN,
-                corroborated=_corroborated(matched, delta, clock, agreeing),
+                corroborated=_corroborated(
+                    (client[ci], ordered[si]),
+                    (cp[ci], sp[si]),
+                    matched,
+                    delta,
+                    clock,
+                    agreeing,
+                    unique_ids,
+                ),
             )
         )
     pairs.sort(key=lambda p: (p.client_side.start_ts, p.client_side.flow.index))

@@ -119,9 +119,12 @@ def test_look_alike_pairs_are_not_corroborated() -> None:
     server = read_sessions(source / "server-side.pcap", "server")
     clock = estimate_offset(client, server)
     pairs = pair_sessions(client, server, clock).pairs
-    assert len(corroborated_pairs(pairs, clock, client, server)) == len(pairs)
-    alike = [replace(p, matched_on=("c2s_length", "s2c_length", "helo")) for p in pairs]
-    assert corroborated_pairs(alike, clock, client, server) == ()
+    assert len(corroborated_pairs(pairs)) == len(pairs)
+    alike = [
+        replace(p, matched_on=("c2s_length", "s2c_length", "helo"), corroborated=False)
+        for p in pairs
+    ]
+    assert corroborated_pairs(alike) == ()
     verdict = judge_overlap(
         client, server, alike, clock, (0.0, 10.0), (37.0, 47.0), corroborated=()
     )
