@@ -444,14 +444,16 @@ def _appendix(report: Report, index: Index) -> list[str]:
     pairs = report.get("pairs") or []
     if pairs:
         out.extend(["", "### How sessions were paired", "",
-                    "| client-side | server-side | score | matched on | time delta (s) | "
-                    "identical | divergences | end mismatches |",
-                    "|---|---|---|---|---|---|---|---|"])
+                    "| client-side | server-side | score | margin | corroborated | matched on | "
+                    "time delta (s) | identical | divergences | end mismatches |",
+                    "|---|---|---|---|---|---|---|---|---|---|"])
         for pair in pairs:
             delta = digest.as_float(pair.get("time_delta_s"))
             out.append(
                 f"| {cell(pair.get('client_side'))} | {cell(pair.get('server_side'))} | "
                 f"{cell(pair.get('score'))} | "
+                f"{cell(pair.get('margin'))}{' (ambiguous)' if pair.get('ambiguous') else ''} | "
+                f"{'yes' if pair.get('corroborated') else 'no'} | "
                 f"{cell(', '.join(as_str(m) for m in pair.get('matched_on') or []))} | "
                 f"{f'{delta:+.6f}' if delta is not None else '?'} | "
                 f"{'yes' if pair.get('identical') else 'no'} | "
