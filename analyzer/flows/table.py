@@ -406,7 +406,12 @@ class FlowTable(SegmentTaker):
         if ack != half.ack_seen and flags & ACK:
             half.ack_seen = ack
             peer = half.peer
-            if peer.seen_end >= 0 and 0 < ((ack - peer.seen_end) & SEQ_MASK) < MAX_WINDOW:
+            # Beyond everything seen, or past a hole with bytes buffered behind it (a delayed ACK
+            # covering a lost segment and the one after it, RFC 1122 4.2.3.2): delivered, so a gap.
+            if peer.seen_end >= 0 and (
+                0 < ((ack - peer.seen_end) & SEQ_MASK) < MAX_WINDOW
+                or (peer.starts and 0 < ((ack - peer.next_seq) & SEQ_MASK) < MAX_WINDOW)
+            ):
                 peer.acked(ack, seg.frame, ts)
                 if self._finished is not None:
                     self._close_finished()
@@ -459,7 +464,10 @@ class FlowTable(SegmentTaker):
         if ack != half.ack_seen and flags & ACK:
             half.ack_seen = ack
             peer = half.peer
-            if peer.seen_end >= 0 and 0 < ((ack - peer.seen_end) & SEQ_MASK) < MAX_WINDOW:
+            if peer.seen_end >= 0 and (
+                0 < ((ack - peer.seen_end) & SEQ_MASK) < MAX_WINDOW
+                or (peer.starts and 0 < ((ack - peer.next_seq) & SEQ_MASK) < MAX_WINDOW)
+            ):
                 frame = half.latest_frame()
                 assert frame is not None
                 peer.acked(ack, frame, ts)
@@ -566,7 +574,10 @@ class FlowTable(SegmentTaker):
         half.ready = True
         if flags & ACK and not flags & RST:
             peer = half.peer
-            if peer.seen_end >= 0 and 0 < ((seg.ack - peer.seen_end) & SEQ_MASK) < MAX_WINDOW:
+            if peer.seen_end >= 0 and (
+                0 < ((seg.ack - peer.seen_end) & SEQ_MASK) < MAX_WINDOW
+                or (peer.starts and 0 < ((seg.ack - peer.next_seq) & SEQ_MASK) < MAX_WINDOW)
+            ):
                 peer.acked(seg.ack, seg.frame, ts)
         if n:
             half.payload_packets += 1
