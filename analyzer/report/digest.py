@@ -44,6 +44,7 @@ TITLES: dict[str, str] = {
     "command_replaced": "Client command replaced in transit",
     "starttls_rejected": "STARTTLS rejected",
     "banner_masked": "Server greeting masked",
+    "banner_replaced": "Server greeting replaced by the middlebox's own",
     "reset_after_dkim_header": "Connection reset after the DKIM-Signature header",
     "header_line_too_long_drop": "Connection dropped on a header line over 998 octets",
     "reset_injected": "TCP reset forged in the path",
@@ -62,6 +63,7 @@ HAPPENED: dict[str, str] = {
     "command_replaced": "client commands were replaced by another command on the way",
     "starttls_rejected": "STARTTLS was refused",
     "banner_masked": "the server's 220 greeting was masked",
+    "banner_replaced": "the client was greeted by the middlebox's own 220, not the server's",
     "reset_after_dkim_header": "connections were reset in DATA right after the DKIM-Signature "
     "header",
     "header_line_too_long_drop": "connections were dropped on a header line longer than 998 octets",
