@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit unit-compiled compiled pure bench system-deps lab-deps clean
+.PHONY: demo test lint typecheck unit unit-compiled compiled pure bench system-deps lab-deps clean fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ bench: $(STAMP) compiled
 	$(BIN)/python benchmarks/run.py || { $(MAKE) -s pure; exit 1; }
 	$(BIN)/python benchmarks/correlate_scale.py || { $(MAKE) -s pure; exit 1; }
 	$(MAKE) -s pure
+
+## A longer fuzzing campaign (tests/fuzz): make fuzz N=20000 SEED=7; --save keeps new buckets.
+N    ?= 2000
+SEED ?= 1
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz -n $(N) --seed $(SEED)
 
 clean: pure
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
