@@ -13,7 +13,6 @@ import os
 import secrets
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,6 +20,7 @@ from analyzer.errors import SmtpfwError, UsageError
 from analyzer.jsontext import dumps_indented
 from analyzer.parallel import map_sessions
 from analyzer.pipeline import check_captures
+from analyzer.report import digest
 from analyzer.report.model import Report
 from analyzer.session.export import session_dict
 from analyzer.session.model import SmtpSession
@@ -48,10 +48,6 @@ def _usable_files(
     for problem in problems:
         err.write(f"smtpfw: error: {problem}\n")
     return good, bool(problems)
-
-
-def _utc(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def _starttls_cell(session: SmtpSession) -> str:
@@ -88,7 +84,7 @@ def _row(session: SmtpSession) -> tuple[str, ...]:
         session.id,
         session.client,
         session.server,
-        _utc(session.start_ts),
+        digest.utc(session.start_ts),
         f"{session.duration:.2f}",
         visible((session.banner or "-").split("\n", 1)[0]),
         visible(session.helo or "-"),

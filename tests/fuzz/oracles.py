@@ -145,6 +145,10 @@ def _judge_api(facts: Mapping[str, object], tellable: str | None) -> list[Failur
     return failures
 
 
+NO_OVERLAP_VERDICT = "These captures do not overlap"
+"""The two-sided verdict's headline when the captures share no session (exit 2)."""
+
+
 def _judge_cli(
     task: Task, result: Result, facts: Mapping[str, object], path: Path
 ) -> list[Failure]:
@@ -155,6 +159,9 @@ def _judge_cli(
         failures.append(Failure("traceback-on-stderr", target, result.stderr[-300:]))
     if code not in ALLOWED_EXIT:
         failures.append(Failure(f"exit-status:{code}", target, result.stderr[-300:]))
+        return failures
+    if code == 2 and NO_OVERLAP_VERDICT in result.stdout and not result.stderr.strip():
+        # Two sides that share no session: a verdict (README: exit 2), not a read error.
         return failures
     if code == 2:
         if not _names(result.stderr, path):
