@@ -106,7 +106,8 @@ def esc(text: object) -> str:
 
 def _spans(spans: Spans, cls: str) -> str:
     return "".join(
-        f'<mark class="{cls}">{html.escape(s.text, quote=True)}</mark>' if s.changed
+        f'<mark class="{cls}">{html.escape(s.text, quote=True)}</mark>'
+        if s.changed
         else html.escape(s.text, quote=True)
         for s in map_spans(clip_spans(spans, MAX_LINE_CHARS), visible)
     )
@@ -147,28 +148,42 @@ def verdict_sentence(report: Report, index: Index | None = None) -> tuple[str, s
     if not findings:
         if index.two_sided:
             pairs = len(report.get("pairs") or [])
-            return (f"No difference: {plural(pairs, 'paired session')} "
-                    f"{'is' if pairs == 1 else 'are'} byte-identical on both sides of the "
-                    "firewall.", "clean")
-        return (f"No symptoms: none of the {plural(connections, 'SMTP session')} in this capture "
-                "shows a sign of SMTP inspection.", "clean")
+            return (
+                f"No difference: {plural(pairs, 'paired session')} "
+                f"{'is' if pairs == 1 else 'are'} byte-identical on both sides of the "
+                "firewall.",
+                "clean",
+            )
+        return (
+            f"No symptoms: none of the {plural(connections, 'SMTP session')} in this capture "
+            "shows a sign of SMTP inspection.",
+            "clean",
+        )
     v = digest.verdict(report, index)
     top = findings[0]
     severity = as_str(top.get("severity"))
     counts = Counter(as_str(f.get("severity")) for f in findings)
     by_severity = ", ".join(f"{counts[s]} {s}" for s in digest.SEVERITIES if counts[s])
-    how = ("confirmed by both captures" if as_str(top.get("confidence")) == "confirmed"
-           else f"{as_str(top.get('confidence'))}, the captures' overlap not proven"
-           if digest.verdict_kind(report) == "unproven_overlap"
-           else f"{as_str(top.get('confidence'))}, from one capture's symptoms")
-    return (f"{severity.capitalize()}: {v.headline[:1].lower()}{v.headline[1:]} — "
-            f"{plural(len(findings), 'finding')} ({by_severity}) in {v.connections} of "
-            f"{plural(v.total_connections, 'connection')}, {how}.", severity)
+    how = (
+        "confirmed by both captures"
+        if as_str(top.get("confidence")) == "confirmed"
+        else f"{as_str(top.get('confidence'))}, the captures' overlap not proven"
+        if digest.verdict_kind(report) == "unproven_overlap"
+        else f"{as_str(top.get('confidence'))}, from one capture's symptoms"
+    )
+    return (
+        f"{severity.capitalize()}: {v.headline[:1].lower()}{v.headline[1:]} — "
+        f"{plural(len(findings), 'finding')} ({by_severity}) in {v.connections} of "
+        f"{plural(v.total_connections, 'connection')}, {how}.",
+        severity,
+    )
 
 
 def _first_evidence(finding: FindingEntry, index: Index) -> float | None:
-    times = [index.on_client_clock(e.get("ts"), as_str(e.get("capture")))
-             for e in finding.get("evidence") or []]
+    times = [
+        index.on_client_clock(e.get("ts"), as_str(e.get("capture")))
+        for e in finding.get("evidence") or []
+    ]
     known = [t for t in times if t is not None]
     return min(known) if known else None
 
@@ -178,14 +193,15 @@ def _kinds_table(report: Report, index: Index) -> str:
     rows = []
     for issue in digest.issues(report):
         times = [t for f in issue.findings if (t := _first_evidence(f, index)) is not None]
-        connections = {index.connection(as_str(s))[0]
-                       for f in issue.findings for s in f.get("sessions") or []}
+        connections = {
+            index.connection(as_str(s))[0] for f in issue.findings for s in f.get("sessions") or []
+        }
         rows.append(
-            f"<tr><td class=\"mono\">{esc(issue.kind)}</td><td>{_badge(issue.severity)}</td>"
+            f'<tr><td class="mono">{esc(issue.kind)}</td><td>{_badge(issue.severity)}</td>'
             f"<td>{esc(issue.confidence)}</td><td>{len(issue.findings)}</td>"
             f"<td>{len(connections)}</td>"
-            f"<td class=\"meta\">{esc(utc(min(times)) if times else '')}</td>"
-            f"<td class=\"meta\">{esc(utc(max(times)) if times else '')}</td></tr>"
+            f'<td class="meta">{esc(utc(min(times)) if times else "")}</td>'
+            f'<td class="meta">{esc(utc(max(times)) if times else "")}</td></tr>'
         )
     return (
         '<div class="scroll"><table><thead><tr><th>kind</th><th>worst severity</th>'
@@ -203,15 +219,19 @@ def _findings_table(report: Report, index: Index) -> str:
         first = _first_evidence(f, index)
         rows.append(
             f"<tr><td>{esc(f.get('id'))}</td><td>{_badge(as_str(f.get('severity')))}</td>"
-            f"<td>{esc(f.get('confidence'))}</td><td class=\"mono\">{esc(f.get('kind'))}</td>"
-            f"<td class=\"mono\">{esc(', '.join(as_str(s) for s in f.get('sessions') or []))}"
-            f"</td><td class=\"meta\">{esc(utc(first) if first is not None else '')}</td>"
+            f'<td>{esc(f.get("confidence"))}</td><td class="mono">{esc(f.get("kind"))}</td>'
+            f'<td class="mono">{esc(", ".join(as_str(s) for s in f.get("sessions") or []))}'
+            f'</td><td class="meta">{esc(utc(first) if first is not None else "")}</td>'
             f"<td>{esc(f.get('summary'))}</td></tr>"
         )
     more = len(findings) - MAX_FINDING_ROWS
     head = _kinds_table(report, index) if more > 0 else ""
-    tail = (f'<p class="sub">… and {plural(more, "more finding")}: '
-            "<code>frames.findings(analysis)</code> lists them all.</p>" if more > 0 else "")
+    tail = (
+        f'<p class="sub">… and {plural(more, "more finding")}: '
+        "<code>frames.findings(analysis)</code> lists them all.</p>"
+        if more > 0
+        else ""
+    )
     return (
         f'{head}<div class="scroll"><table><thead><tr><th>id</th><th>severity</th>'
         "<th>confidence</th><th>kind</th><th>sessions</th><th>first evidence (UTC)</th>"
@@ -224,7 +244,7 @@ def _captures(report: Report) -> str:
     for capture in report.get("captures") or []:
         path = clip(as_str(capture.get("path")), 120)
         parts.append(
-            f"{esc(capture.get('role'))} <span class=\"mono\">{esc(path)}</span> "
+            f'{esc(capture.get("role"))} <span class="mono">{esc(path)}</span> '
             f"({esc(plural(as_int(capture.get('packets')) or 0, 'packet'))}, "
             f"{esc(plural(as_int(capture.get('smtp_sessions')) or 0, 'SMTP session'))})"
         )
@@ -271,37 +291,58 @@ def transcript_table(steps: Sequence[Step], two_sided: bool, marks: Sequence[str
         client, server = step.client_side, step.server_side
         c2s = step.direction == C2S
         client_cls, server_cls = ("sent", "got") if c2s else ("got", "sent")
-        client_text, server_text = as_str((client or {}).get("text")), as_str(
-            (server or {}).get("text"))
+        client_text, server_text = (
+            as_str((client or {}).get("text")),
+            as_str((server or {}).get("text")),
+        )
         if client is not None and server is not None and step.differs:
             left, right = _diff_cells(client_text, server_text, client_cls, server_cls)
         else:
             left = _cell_lines(client_text, "hit", marks)
             right = _cell_lines(server_text, "hit", marks)
         note = f"<br><em>{esc(step.note)}</em>" if step.note else ""
-        cls = " ".join(c for c in ("chg" if step.differs else "same",
-                                   "forged" if step.forged else "",
-                                   "lost" if step.kind == "lost" else "") if c)
+        cls = " ".join(
+            c
+            for c in (
+                "chg" if step.differs else "same",
+                "forged" if step.forged else "",
+                "lost" if step.kind == "lost" else "",
+            )
+            if c
+        )
         cframe, sframe = as_int((client or {}).get("frame")), as_int((server or {}).get("frame"))
         cells = [
             f'<td class="meta">{esc(f"+{step.time - t0:.3f}" if t0 is not None else "")}</td>',
             f'<td class="meta">{esc(cframe if cframe is not None else "")}</td>',
             f'<td class="meta">{"→" if c2s else "←"}</td>',
-            f'<td class="line {client_cls}">{left}{note}</td>' if client is not None
+            f'<td class="line {client_cls}">{left}{note}</td>'
+            if client is not None
             else '<td class="none">—</td>',
         ]
         if two_sided:
-            cells.append(f'<td class="line {server_cls}">{right}{note}</td>' if server is not None
-                         else '<td class="none">—</td>')
+            cells.append(
+                f'<td class="line {server_cls}">{right}{note}</td>'
+                if server is not None
+                else '<td class="none">—</td>'
+            )
             cells.append(f'<td class="meta">{esc(sframe if sframe is not None else "")}</td>')
         rows.append(f'<tr class="{cls}">{"".join(cells)}</tr>')
-    more = (f"<tr><td colspan=\"6\" class=\"none\">… {plural(len(steps) - MAX_STEPS, 'more step')}"
-            "</td></tr>" if len(steps) > MAX_STEPS else "")
-    head = ("<th>s</th><th>frame</th><th></th><th>client-side capture</th>"
-            "<th>server-side capture</th><th>frame</th>" if two_sided
-            else "<th>s</th><th>frame</th><th></th><th>capture</th>")
-    return (f'<div class="scroll"><table class="transcript"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}{more}</tbody></table></div>")
+    more = (
+        f'<tr><td colspan="6" class="none">… {plural(len(steps) - MAX_STEPS, "more step")}'
+        "</td></tr>"
+        if len(steps) > MAX_STEPS
+        else ""
+    )
+    head = (
+        "<th>s</th><th>frame</th><th></th><th>client-side capture</th>"
+        "<th>server-side capture</th><th>frame</th>"
+        if two_sided
+        else "<th>s</th><th>frame</th><th></th><th>capture</th>"
+    )
+    return (
+        f'<div class="scroll"><table class="transcript"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}{more}</tbody></table></div>"
+    )
 
 
 def connection_html(report: Report, session_id: str, index: Index | None = None) -> str:
@@ -318,22 +359,39 @@ def connection_html(report: Report, session_id: str, index: Index | None = None)
         if near in named or (far is not None and far in named):
             ids.append(as_str(finding.get("id")))
             marks.extend(digest.tokens_of(finding))
-            frames.extend(n for e in finding.get("evidence") or []
-                          if (n := as_int(e.get("frame"))) is not None)
-    title = (near + (f" ⇄ {far}" if far else "") + f": {as_str((session or {}).get('client'))} → "
-             f"{as_str((session or {}).get('server'))}")
+            frames.extend(
+                n
+                for e in finding.get("evidence") or []
+                if (n := as_int(e.get("frame"))) is not None
+            )
+    title = (
+        near + (f" ⇄ {far}" if far else "") + f": {as_str((session or {}).get('client'))} → "
+        f"{as_str((session or {}).get('server'))}"
+    )
     two_sided = far is not None
-    diagram = svg.ladder(
-        steps, two_sided=two_sided, client=_party(session, peer, "client"),
-        server=_party(session, peer, "server"), title=title, marks=marks,
-        highlight_frames=frames,
-    ) if steps else "<p>No commands or replies were captured on this connection.</p>"
+    diagram = (
+        svg.ladder(
+            steps,
+            two_sided=two_sided,
+            client=_party(session, peer, "client"),
+            server=_party(session, peer, "server"),
+            title=title,
+            marks=marks,
+            highlight_frames=frames,
+        )
+        if steps
+        else "<p>No commands or replies were captured on this connection.</p>"
+    )
     start = as_float((session or {}).get("start"))
     return (
         f"<h4>{esc(title)}</h4>"
         f'<p class="sub">{esc(utc(start))} UTC · findings {esc(", ".join(ids) or "none")}'
-        + (" · red arrows: the two captures differ; dashed: made by the firewall; ×: never "
-           "crossed" if two_sided else "") + "</p>"
+        + (
+            " · red arrows: the two captures differ; dashed: made by the firewall; ×: never crossed"
+            if two_sided
+            else ""
+        )
+        + "</p>"
         f'<div class="scroll">{diagram}</div>'
         f"{transcript_table(steps, two_sided, marks)}"
     )
@@ -347,8 +405,9 @@ def _check(analysis: Analysis, session_id: str) -> None:
     if analysis.session(session_id) is None:
         known = ", ".join(s.id for s in analysis.sessions[:10])
         more = " …" if len(analysis.sessions) > 10 else ""
-        raise UsageError(f"no session {session_id!r} in this analysis (sessions: "
-                         f"{known or 'none'}{more})")
+        raise UsageError(
+            f"no session {session_id!r} in this analysis (sessions: {known or 'none'}{more})"
+        )
 
 
 def analysis_html(analysis: Analysis, session: str | None = None) -> str:
@@ -374,9 +433,11 @@ def analysis_html(analysis: Analysis, session: str | None = None) -> str:
         body.append(connection_html(report, session, index))
     hint = session or (analysis.sessions[0].id if analysis.sessions else None)
     if hint is not None:
-        body.append(f'<p class="sub">Draw any session with <code>show_session(analysis, '
-                    f"{esc(repr(hint))})</code>; tables: <code>from analyzer import frames"
-                    "</code>.</p>")
+        body.append(
+            f'<p class="sub">Draw any session with <code>show_session(analysis, '
+            f"{esc(repr(hint))})</code>; tables: <code>from analyzer import frames"
+            "</code>.</p>"
+        )
     return _wrap("".join(body))
 
 
@@ -407,5 +468,11 @@ def show_session(analysis: Analysis, session_id: str) -> SessionView:
     return SessionView(analysis, session_id)
 
 
-__all__ = ["SessionView", "analysis_html", "connection_html", "show_session",
-           "transcript_table", "verdict_sentence"]
+__all__ = [
+    "SessionView",
+    "analysis_html",
+    "connection_html",
+    "show_session",
+    "transcript_table",
+    "verdict_sentence",
+]

@@ -39,7 +39,11 @@ Source: TypeAlias = Analysis | Iterable[SmtpSession]
 # -- dtypes -----------------------------------------------------------------------------------
 
 Dtype: TypeAlias = (
-    pd.StringDtype | pd.Int64Dtype | pd.Float64Dtype | pd.BooleanDtype | pd.DatetimeTZDtype
+    pd.StringDtype
+    | pd.Int64Dtype
+    | pd.Float64Dtype
+    | pd.BooleanDtype
+    | pd.DatetimeTZDtype
     | pd.CategoricalDtype
 )
 
@@ -387,8 +391,9 @@ class _Input:
     def server_side(self, capture_id: str) -> bool:
         if self.analysis is None:
             return False
-        return any(c.id == capture_id and c.role == Role.SERVER_SIDE
-                   for c in self.analysis.captures)
+        return any(
+            c.id == capture_id and c.role == Role.SERVER_SIDE for c in self.analysis.captures
+        )
 
     def connections(self) -> Iterator[tuple[SmtpSession, SmtpSession | None]]:
         """Each connection once: (client-side or only copy, server-side copy or None)."""
@@ -766,8 +771,16 @@ def server_summary(x: Source) -> pd.DataFrame:
         used = any(c.starttls.established for c in copies)
         row = hosts.setdefault(
             _host(near.server),
-            {"sessions": 0, "messages": 0, "delivered": 0, "starttls_offered": 0,
-             "starttls_used": 0, "starttls_masked": 0, "starts": [], "masked": []},
+            {
+                "sessions": 0,
+                "messages": 0,
+                "delivered": 0,
+                "starttls_offered": 0,
+                "starttls_used": 0,
+                "starttls_masked": 0,
+                "starts": [],
+                "masked": [],
+            },
         )
         row["sessions"] += 1
         row["messages"] += sum(_is_message(t) for t in near.transactions)
@@ -804,10 +817,12 @@ def findings_over_time(x: Source, freq: str = "1min", by: str = "kind") -> pd.Da
         raise ValueError(f"by must be one of {', '.join(BY)}")
     data = _input(x)
     found = findings(data.analysis if data.analysis is not None else data.sessions)
-    starts = [s.start_ts - (data.offset if data.server_side(s.capture_id) else 0.0)
-              for s in data.sessions]
-    ends = [s.end_ts - (data.offset if data.server_side(s.capture_id) else 0.0)
-            for s in data.sessions]
+    starts = [
+        s.start_ts - (data.offset if data.server_side(s.capture_id) else 0.0) for s in data.sessions
+    ]
+    ends = [
+        s.end_ts - (data.offset if data.server_side(s.capture_id) else 0.0) for s in data.sessions
+    ]
     bounds = _cast([min(starts, default=None), max(ends, default=None)], TIME)
     index_name = "bin"
     if not starts:
@@ -885,8 +900,15 @@ def plot_findings_over_time(
     for column in table.columns:
         heights = [int(v) for v in table[column]]
         colour = SEVERITY_COLOURS.get(str(column)) if by == "severity" else None
-        ax.bar(lefts, heights, width=width, bottom=bottom, align="edge", label=str(column),
-               color=colour)
+        ax.bar(
+            lefts,
+            heights,
+            width=width,
+            bottom=bottom,
+            align="edge",
+            label=str(column),
+            color=colour,
+        )
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     _time_axis(ax)
     ax.set_ylabel(f"findings per {freq}")
@@ -922,11 +944,13 @@ def sessions_timeline(x: Source, by: str | None = "server_host", ax: Axes | None
     shortest = max(span * MIN_BAR_SHARE, 0.001) / 86400
     bars: dict[tuple[int, str], list[tuple[float, float]]] = {}
     lane_no = {lane: i for i, lane in enumerate(lanes)}
-    for lane, start, end, how in zip(lane_of, frame["start"], frame["end"], frame["outcome"],
-                                     strict=True):
+    for lane, start, end, how in zip(
+        lane_of, frame["start"], frame["end"], frame["outcome"], strict=True
+    ):
         left = _date_num(start)
         bars.setdefault((lane_no[lane], str(how)), []).append(
-            (left, max(_date_num(end) - left, shortest)))
+            (left, max(_date_num(end) - left, shortest))
+        )
     for (row, how), spans in bars.items():
         ax.broken_barh(spans, (row - 0.4, 0.8), facecolors=OUTCOME_COLOURS[how])
     ax.set_yticks(range(len(lanes)), labels=lanes)
@@ -934,8 +958,13 @@ def sessions_timeline(x: Source, by: str | None = "server_host", ax: Axes | None
     ax.invert_yaxis()
     _time_axis(ax)
     present = [o for o in OUTCOMES if (frame["outcome"] == o).any()]
-    ax.legend(handles=[Patch(color=OUTCOME_COLOURS[o], label=o) for o in present],
-              loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False)
+    ax.legend(
+        handles=[Patch(color=OUTCOME_COLOURS[o], label=o) for o in present],
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+        fontsize="small",
+        frameon=False,
+    )
     return ax
 
 

@@ -169,8 +169,13 @@ def _run_checked(
     """Run a short tool to completion; its complaint about a file becomes a CaptureError
     (`packets`: the files are known to hold packets before any damage)."""
     done = subprocess.run(
-        args, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        errors="replace", check=False,
+        args,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        check=False,
     )
     _check_exit(Path(args[0]).name, done.returncode, done.stderr, paths, packets=packets)
     return done.stdout
@@ -208,8 +213,13 @@ def _merge(paths: Sequence[Path], folder: str, env: dict[str, str]) -> _Source:
     facts: list[tuple[bool, float, str, Path, int]] = []
     for path in paths:
         done = subprocess.run(
-            [capinfos, "-M", "-I", "-a", "-S", str(path)], env=env, stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, errors="replace", check=False,
+            [capinfos, "-M", "-I", "-a", "-S", str(path)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            check=False,
         )
         first = _FIRST_PACKET.search(done.stdout)
         interfaces = _INTERFACES.search(done.stdout)
@@ -230,7 +240,9 @@ def _merge(paths: Sequence[Path], folder: str, env: dict[str, str]) -> _Source:
     merged = Path(folder) / "merged.pcapng"
     ordered = [str(f[3]) for f in facts]
     _run_checked(
-        [mergecap, "-a", "-I", "none", "-F", "pcapng", "-w", str(merged), *ordered], env, paths,
+        [mergecap, "-a", "-I", "none", "-F", "pcapng", "-w", str(merged), *ordered],
+        env,
+        paths,
         packets=True,  # each file opened above; damage later in one only loses its rest
     )
     return _Source(merged, interface_files, merged=True)
@@ -295,8 +307,9 @@ class _Running:
 
 def _start(args: list[str], env: dict[str, str], stack: ExitStack) -> _Running:
     errors: IO[bytes] = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115
-    proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=errors)
+    proc = subprocess.Popen(
+        args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors
+    )
     stack.callback(_stop, proc)
     return _Running(proc, errors)
 
@@ -427,15 +440,25 @@ def iter_sessions_tshark(
         common = _common_arguments(tshark, source.path, decode)
         streams = ", ".join(str(n) for n in sorted(found))
         again = _start(
-            [*common, "-Y", f"tcp.stream in {{{streams}}} && (smtp || tls.handshake.type == 1)",
-             "-T", "pdml", "-J", PROTOCOLS],
+            [
+                *common,
+                "-Y",
+                f"tcp.stream in {{{streams}}} && (smtp || tls.handshake.type == 1)",
+                "-T",
+                "pdml",
+                "-J",
+                PROTOCOLS,
+            ],
             env,
             stack,
         )
         assert again.proc.stdout is not None
         copy.seek(0)
         yield from _sessions(
-            _Rows(copy), read_pdml(again.proc.stdout), replace(source, counts={}), capture_id,
+            _Rows(copy),
+            read_pdml(again.proc.stdout),
+            replace(source, counts={}),
+            capture_id,
             lambda row: row.stream in found,
         )
         again.check(paths, packets=True)
@@ -460,5 +483,8 @@ def check_capture_tshark(path: str | os.PathLike[str]) -> None:
     tshark = _tool("tshark")
     with tempfile.TemporaryDirectory(prefix="smtpfw-tshark-") as folder:
         env = _environment(folder)
-        _run_checked([tshark, "-n", "-r", str(path), "-c", "1", "-T", "fields", "-e",
-                      "frame.number"], env, [Path(path)])
+        _run_checked(
+            [tshark, "-n", "-r", str(path), "-c", "1", "-T", "fields", "-e", "frame.number"],
+            env,
+            [Path(path)],
+        )

@@ -124,9 +124,31 @@ def parse_row(line: str) -> TcpRow | None:
     if len(cols) != len(FIELDS):
         return None
     (
-        number, epoch, interface, protocols, stream, ip_src, ip_dst, ip6_src, ip6_dst, sport,
-        dport, flags, seq, seq_raw, ack_raw, length, ttl, hlim, ip_id, eth_src, tsval, mss,
-        retrans, ooo, lost,
+        number,
+        epoch,
+        interface,
+        protocols,
+        stream,
+        ip_src,
+        ip_dst,
+        ip6_src,
+        ip6_dst,
+        sport,
+        dport,
+        flags,
+        seq,
+        seq_raw,
+        ack_raw,
+        length,
+        ttl,
+        hlim,
+        ip_id,
+        eth_src,
+        tsval,
+        mss,
+        retrans,
+        ooo,
+        lost,
     ) = cols
     frame_no = _int(number)
     stream_no = _int(stream)

@@ -301,8 +301,7 @@ class TsharkFlow:
             builder.flow = info
         if self.guess is not None:
             builder.add_anomaly(
-                Anomaly(FlowAnomaly.MIDSTREAM_START, self.guess, (self.first_frame,),
-                        self.start_ts)
+                Anomaly(FlowAnomaly.MIDSTREAM_START, self.guess, (self.first_frame,), self.start_ts)
             )
         self._sync_extent()
         if evicted is not None:

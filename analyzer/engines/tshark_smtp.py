@@ -143,9 +143,7 @@ class SmtpSynth:
 
     # -- public surface -------------------------------------------------------------------
 
-    def frame(
-        self, f: SmtpFrame, direction: Direction, ref: FrameRef, ts: float
-    ) -> list[Event]:
+    def frame(self, f: SmtpFrame, direction: Direction, ref: FrameRef, ts: float) -> list[Event]:
         """The events of one frame the SMTP or TLS dissector looked at."""
         out: list[Event] = []
         self._out = out
@@ -173,8 +171,10 @@ class SmtpSynth:
         self._out = out
         if direction is C2S:
             self._end_message_at_close(
-                ref, ts,
-                "the client reset the connection inside the message" if reset
+                ref,
+                ts,
+                "the client reset the connection inside the message"
+                if reset
                 else "the client closed its side inside the message",
             )
         else:
@@ -246,18 +246,30 @@ class SmtpSynth:
         limit = AUTH_LINE_MAX if verb == "AUTH" else COMMAND_LINE_MAX
         if len(line.data) > limit:
             self._report(
-                SmtpAnomaly.COMMAND_LINE_TOO_LONG, C2S,
-                f"command line of {len(line.data)} octets (limit {limit})", line.offset, ref, ts,
+                SmtpAnomaly.COMMAND_LINE_TOO_LONG,
+                C2S,
+                f"command line of {len(line.data)} octets (limit {limit})",
+                line.offset,
+                ref,
+                ts,
             )
         if is_masked_verb(verb):
             self._report(
-                SmtpAnomaly.MASKED_COMMAND, C2S,
-                f"command verb {verb[:32]} is made only of X's", line.offset, ref, ts,
+                SmtpAnomaly.MASKED_COMMAND,
+                C2S,
+                f"command verb {verb[:32]} is made only of X's",
+                line.offset,
+                ref,
+                ts,
             )
         elif not known:
             self._report(
-                SmtpAnomaly.UNKNOWN_COMMAND, C2S, f"unknown command verb {verb[:32]!r}",
-                line.offset, ref, ts,
+                SmtpAnomaly.UNKNOWN_COMMAND,
+                C2S,
+                f"unknown command verb {verb[:32]!r}",
+                line.offset,
+                ref,
+                ts,
             )
         pending = self._pending
         pending.append(command)
@@ -359,7 +371,10 @@ class SmtpSynth:
         if self._mode is ClientMode.CHUNK:
             self._out.append(
                 BdatChunk(
-                    end - self._chunk_offset, False, self._chunk_offset, self._chunk_frame,
+                    end - self._chunk_offset,
+                    False,
+                    self._chunk_offset,
+                    self._chunk_frame,
                     self._chunk_ts,
                 )
             )
@@ -371,8 +386,12 @@ class SmtpSynth:
         parsed = parse_bdat(command.args)
         if parsed is None:
             self._report(
-                SmtpAnomaly.BDAT_BAD_SIZE, C2S, "BDAT without a valid chunk size: reading "
-                "commands on", line.offset, ref, ts,
+                SmtpAnomaly.BDAT_BAD_SIZE,
+                C2S,
+                "BDAT without a valid chunk size: reading commands on",
+                line.offset,
+                ref,
+                ts,
             )
             return
         size, last = parsed
@@ -413,7 +432,10 @@ class SmtpSynth:
         self._chunks_total += self._chunk_size
         self._out.append(
             BdatChunk(
-                self._chunk_size, self._chunk_last, self._chunk_offset, self._chunk_frame,
+                self._chunk_size,
+                self._chunk_last,
+                self._chunk_offset,
+                self._chunk_frame,
                 self._chunk_ts,
             )
         )
@@ -428,9 +450,12 @@ class SmtpSynth:
             self._out.append(TlsClientHello(f.client_hello, ref, ts))
         else:
             self._report(
-                SmtpAnomaly.TLS_WITHOUT_CLIENT_HELLO, C2S,
+                SmtpAnomaly.TLS_WITHOUT_CLIENT_HELLO,
+                C2S,
                 "the client's first bytes after STARTTLS are not a TLS ClientHello",
-                f.payload_offset, ref, ts,
+                f.payload_offset,
+                ref,
+                ts,
             )
 
     # -- server ---------------------------------------------------------------------------
@@ -440,22 +465,32 @@ class SmtpSynth:
         content = line.data[: len(line.data) - len(term)]
         if len(line.data) > REPLY_LINE_MAX:
             self._report(
-                SmtpAnomaly.REPLY_LINE_TOO_LONG, S2C,
+                SmtpAnomaly.REPLY_LINE_TOO_LONG,
+                S2C,
                 f"reply line of {len(line.data)} octets (limit {REPLY_LINE_MAX})",
-                line.offset, ref, ts,
+                line.offset,
+                ref,
+                ts,
             )
         parsed = parse_reply_line(content)
         partial = self._reply
         if parsed.code is None:
             self._report(
-                SmtpAnomaly.MALFORMED_REPLY, S2C, "server line is not NNN[ -]text",
-                line.offset, ref, ts,
+                SmtpAnomaly.MALFORMED_REPLY,
+                S2C,
+                "server line is not NNN[ -]text",
+                line.offset,
+                ref,
+                ts,
             )
         elif partial is not None and parsed.code != partial.code:
             self._report(
-                SmtpAnomaly.MULTILINE_CODE_MISMATCH, S2C,
+                SmtpAnomaly.MULTILINE_CODE_MISMATCH,
+                S2C,
                 f"line with code {parsed.code} inside a {partial.code} reply",
-                line.offset, ref, ts,
+                line.offset,
+                ref,
+                ts,
             )
         if partial is None:
             partial = self._reply = _PartialReply(parsed.code or 0, line.offset, ref, ts)
@@ -474,8 +509,16 @@ class SmtpSynth:
 
     def _emit(self, partial: _PartialReply, command: Command | None, greeting: bool) -> Reply:
         reply = Reply(
-            partial.code, tuple(partial.lines), bytes(partial.raw), command, greeting,
-            partial.offset, partial.frame, partial.last_frame, partial.ts, partial.ts_end,
+            partial.code,
+            tuple(partial.lines),
+            bytes(partial.raw),
+            command,
+            greeting,
+            partial.offset,
+            partial.frame,
+            partial.last_frame,
+            partial.ts,
+            partial.ts_end,
         )
         self._out.append(reply)
         return reply
@@ -489,9 +532,12 @@ class SmtpSynth:
             if head is None or ((code in GREETING_CODES or code == 0) and head.verb != "STARTTLS"):
                 if head is not None:
                     self._report(
-                        SmtpAnomaly.COMMAND_BEFORE_GREETING, C2S,
+                        SmtpAnomaly.COMMAND_BEFORE_GREETING,
+                        C2S,
                         f"{head.verb[:32]} was sent before the server's greeting",
-                        head.offset, head.frame, head.ts,
+                        head.offset,
+                        head.frame,
+                        head.ts,
                     )
                 self._emit(partial, None, True)
                 return
@@ -513,8 +559,12 @@ class SmtpSynth:
         reply = self._emit(partial, command, False)
         if command is None:
             self._report(
-                SmtpAnomaly.REPLY_WITHOUT_COMMAND, S2C, f"{code} reply with no command waiting "
-                "for it", partial.offset, partial.frame, partial.ts,
+                SmtpAnomaly.REPLY_WITHOUT_COMMAND,
+                S2C,
+                f"{code} reply with no command waiting for it",
+                partial.offset,
+                partial.frame,
+                partial.ts,
             )
             return
         effect = reply_effect(command.verb, code)

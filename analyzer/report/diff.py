@@ -83,9 +83,7 @@ def char_diff(a: str, b: str) -> tuple[Spans, Spans]:
         opcodes = matcher.get_opcodes()
         for k, (tag, i1, i2, j1, j2) in enumerate(opcodes):
             # a short equal run between two changes reads better as part of one change
-            same = tag == "equal" and not (
-                i2 - i1 < MIN_EQUAL_RUN and 0 < k < len(opcodes) - 1
-            )
+            same = tag == "equal" and not (i2 - i1 < MIN_EQUAL_RUN and 0 < k < len(opcodes) - 1)
             middle[0].append(Span(a_mid[i1:i2], not same))
             middle[1].append(Span(b_mid[j1:j2], not same))
     return (
@@ -238,6 +236,4 @@ def width(text: str) -> int:
 
 def caret_line(spans: Spans, mark: str = "^") -> str:
     """Spaces under unchanged runs and `mark`s under changed ones, trailing spaces dropped."""
-    return "".join(
-        (mark if span.changed else " ") * width(span.text) for span in spans
-    ).rstrip()
+    return "".join((mark if span.changed else " ") * width(span.text) for span in spans).rstrip()

@@ -52,7 +52,8 @@ def esc(text: object) -> str:
 
 def _spans(spans: Spans, cls: str) -> str:
     return "".join(
-        f'<mark class="{cls}">{html.escape(s.text, quote=True)}</mark>' if s.changed
+        f'<mark class="{cls}">{html.escape(s.text, quote=True)}</mark>'
+        if s.changed
         else html.escape(s.text, quote=True)
         for s in map_spans(spans, visible)
     )
@@ -65,8 +66,10 @@ def _clipped(spans: Spans) -> Spans:
 
 
 def _prose(text: object) -> str:
-    return "".join(f"<code>{esc(part)}</code>" if is_code else esc(part)
-                   for part, is_code in digest.inline_code(as_str(text)))
+    return "".join(
+        f"<code>{esc(part)}</code>" if is_code else esc(part)
+        for part, is_code in digest.inline_code(as_str(text))
+    )
 
 
 def _remediation(text: str) -> str:
@@ -102,21 +105,35 @@ def _verdict(report: Report, index: Index) -> str:
     v = digest.verdict(report, index)
     if v.clean:
         cls = "nooverlap" if digest.verdict_kind(report) == "no_overlap" else "clean"
-        return (f'<section class="verdict {cls}" id="verdict"><p class="headline">'
-                f"{esc(v.headline)}</p><p>{esc(v.happened)}</p></section>")
+        return (
+            f'<section class="verdict {cls}" id="verdict"><p class="headline">'
+            f"{esc(v.headline)}</p><p>{esc(v.happened)}</p></section>"
+        )
     top: FindingEntry | dict[str, Any] = v.fix_from or {}
     severity = v.severity
-    how = ("confirmed by comparing the two sides of the firewall"
-           if v.two_sided and v.confidence == "confirmed"
-           else f"{v.confidence or 'possible'}, from the symptoms in "
-           + ("one capture" if not v.two_sided else "the captures"))
+    how = (
+        "confirmed by comparing the two sides of the firewall"
+        if v.two_sided and v.confidence == "confirmed"
+        else f"{v.confidence or 'possible'}, from the symptoms in "
+        + ("one capture" if not v.two_sided else "the captures")
+    )
     facts = [
         ("What happened", esc(v.happened)),
         ("Between", esc(v.hosts)),
-        ("Affected", esc(f"{v.connections} of {plural(v.total_connections, 'connection')}, "
-                         f"{plural(v.messages, 'message')}")),
-        ("When (UTC)", esc(f"{utc(v.first_ts)} → {utc(v.last_ts)} (first and last affected "
-                           "connection" + (", client-side clock)" if v.two_sided else ")"))),
+        (
+            "Affected",
+            esc(
+                f"{v.connections} of {plural(v.total_connections, 'connection')}, "
+                f"{plural(v.messages, 'message')}"
+            ),
+        ),
+        (
+            "When (UTC)",
+            esc(
+                f"{utc(v.first_ts)} → {utc(v.last_ts)} (first and last affected "
+                "connection" + (", client-side clock)" if v.two_sided else ")")
+            ),
+        ),
         ("Security impact", "<br>".join(esc(i) for i in v.impact)),
         ("Most likely cause", _prose(v.cause)),
     ]
@@ -166,24 +183,40 @@ def _cmp_table(shown: digest.Shown, index: Index) -> str:
     client_cls, server_cls = ("sent", "got") if c2s else ("got", "sent")
     client_text, server_text = as_str(client.get("excerpt")), as_str(server.get("excerpt"))
     rows_html = []
-    rows = line_diff(client_text, server_text) if client_text and server_text else [
-        DiffRow(RowKind.ONLY_A if client_text else RowKind.ONLY_B,
+    rows = (
+        line_diff(client_text, server_text)
+        if client_text and server_text
+        else [
+            DiffRow(
+                RowKind.ONLY_A if client_text else RowKind.ONLY_B,
                 (Span(line, True),) if client_text else (),
-                () if client_text else (Span(line, True),))
-        for line in (client_text or server_text).split("\n")]
+                () if client_text else (Span(line, True),),
+            )
+            for line in (client_text or server_text).split("\n")
+        ]
+    )
     for item in fold(rows, CONTEXT_LINES)[:MAX_CMP_ROWS]:
         if isinstance(item, int):
-            rows_html.append(f'<tr class="fold"><td colspan="2" class="none">… '
-                             f"{plural(item, 'identical line')}</td></tr>")
+            rows_html.append(
+                f'<tr class="fold"><td colspan="2" class="none">… '
+                f"{plural(item, 'identical line')}</td></tr>"
+            )
             continue
         same = item.kind is RowKind.SAME
         left = _spans(_clipped(item.a), client_cls) if item.kind is not RowKind.ONLY_B else ""
         right = _spans(_clipped(item.b), server_cls) if item.kind is not RowKind.ONLY_A else ""
-        left_cell = (f'<td class="{client_cls}">{left}</td>' if item.kind is not RowKind.ONLY_B
-                     else '<td class="none">(not in this capture)</td>')
-        right_cell = (f'<td class="{server_cls}">{right}</td>' if item.kind is not RowKind.ONLY_A
-                      else '<td class="none">(nothing arrived)</td>' if c2s
-                      else '<td class="none">(not in this capture)</td>')
+        left_cell = (
+            f'<td class="{client_cls}">{left}</td>'
+            if item.kind is not RowKind.ONLY_B
+            else '<td class="none">(not in this capture)</td>'
+        )
+        right_cell = (
+            f'<td class="{server_cls}">{right}</td>'
+            if item.kind is not RowKind.ONLY_A
+            else '<td class="none">(nothing arrived)</td>'
+            if c2s
+            else '<td class="none">(not in this capture)</td>'
+        )
         rows_html.append(f'<tr class="{"same" if same else "chg"}">{left_cell}{right_cell}</tr>')
     client_head = f"client-side capture, {'as sent' if c2s else 'as received'}"
     server_head = f"server-side capture, {'as received' if c2s else 'as sent'}"
@@ -198,8 +231,10 @@ def _cmp_table(shown: digest.Shown, index: Index) -> str:
 def _single_evidence(ev: dict[str, Any], index: Index, marks: Sequence[str]) -> str:
     text = as_str(ev.get("excerpt"))
     if "\n" not in text and len(text) <= 80:
-        return (f"<li>{_where(ev, index)}: "
-                f"<code>{_spans(_clipped(mark_tokens(text, marks)), 'hit')}</code></li>")
+        return (
+            f"<li>{_where(ev, index)}: "
+            f"<code>{_spans(_clipped(mark_tokens(text, marks)), 'hit')}</code></li>"
+        )
     return f"<li>{_where(ev, index)}<pre>{_lines(_text_lines(text, marks), 'hit')}</pre></li>"
 
 
@@ -209,9 +244,11 @@ def _evidence(issue: digest.Issue, index: Index) -> str:
     full = 0
     for finding in issue.listed:
         shown = digest.shown_evidence(finding, index)
-        key = tuple((as_str((s.sent or {}).get("excerpt")),
-                     as_str((s.received or {}).get("excerpt")))
-                    for s in shown if s.compared) or digest_key(finding)
+        key = tuple(
+            (as_str((s.sent or {}).get("excerpt")), as_str((s.received or {}).get("excerpt")))
+            for s in shown
+            if s.compared
+        ) or digest_key(finding)
         fid = as_str(finding.get("id"))
         if key in seen:
             seen[key].append(fid)
@@ -232,19 +269,28 @@ def _evidence(issue: digest.Issue, index: Index) -> str:
         out.append("".join(parts))
     repeated = [fid for ids in seen.values() for fid in ids]
     if repeated:
-        out.append(f"<p>{esc(', '.join(repeated))}: the same bytes as above "
-                   "(their frames are in the table below).</p>")
+        out.append(
+            f"<p>{esc(', '.join(repeated))}: the same bytes as above "
+            "(their frames are in the table below).</p>"
+        )
     others = len(issue.listed) - full - len(repeated)
     if others > 0:
-        out.append(f"<p>Evidence of the other {plural(others, 'finding')}: "
-                   "see the frames below.</p>")
-    if any(item.compared and item.client_side != item.server_side for finding in issue.listed
-           for item in digest.shown_evidence(finding, index)
-           if as_str((item.client_side or {}).get("excerpt"))
-           != as_str((item.server_side or {}).get("excerpt"))):
-        out.insert(0, '<p class="legend"><span><span class="sw" style="background:#aceebb">'
-                      '</span>as sent</span><span><span class="sw" style="background:#ffcecb">'
-                      "</span>as received (changed characters marked)</span></p>")
+        out.append(
+            f"<p>Evidence of the other {plural(others, 'finding')}: see the frames below.</p>"
+        )
+    if any(
+        item.compared and item.client_side != item.server_side
+        for finding in issue.listed
+        for item in digest.shown_evidence(finding, index)
+        if as_str((item.client_side or {}).get("excerpt"))
+        != as_str((item.server_side or {}).get("excerpt"))
+    ):
+        out.insert(
+            0,
+            '<p class="legend"><span><span class="sw" style="background:#aceebb">'
+            '</span>as sent</span><span><span class="sw" style="background:#ffcecb">'
+            "</span>as received (changed characters marked)</span></p>",
+        )
     return "".join(out)
 
 
@@ -264,18 +310,26 @@ def _verify(issue: digest.Issue, index: Index) -> str:
             if check is None:
                 cells.append("<td>-</td>")
                 continue
-            filters = "<br>".join(f"<code>{esc(f)}</code>"
-                                  for f in (check.stream_filter, check.frame_filter) if f)
-            other_file = (f'<span class="mono">{esc(check.file)}</span><br>'
-                          if check.file != index.file_of(capture) else "")
+            filters = "<br>".join(
+                f"<code>{esc(f)}</code>" for f in (check.stream_filter, check.frame_filter) if f
+            )
+            other_file = (
+                f'<span class="mono">{esc(check.file)}</span><br>'
+                if check.file != index.file_of(capture)
+                else ""
+            )
             frames = ", ".join(str(n) for n in check.frames)
             label = "frame " if len(check.frames) == 1 else "frames "
-            cells.append(f"<td>{other_file}{label + esc(frames) + '<br>' if frames else ''}"
-                         f"{filters or '-'}</td>")
+            cells.append(
+                f"<td>{other_file}{label + esc(frames) + '<br>' if frames else ''}"
+                f"{filters or '-'}</td>"
+            )
         rows.append(f"<tr><td>{esc(finding.get('id'))}</td>{''.join(cells)}</tr>")
     heads = "".join(
         f'<th>{esc(index.role(c) or c)} capture<br><span class="mono">{esc(index.file_of(c))}'
-        "</span></th>" for c in captures)
+        "</span></th>"
+        for c in captures
+    )
     return (
         "<h4>Verify in Wireshark</h4><p>Open the file and apply a display filter: "
         "<code>tcp.stream eq N</code> shows the whole connection, the frame filter the "
@@ -285,28 +339,39 @@ def _verify(issue: digest.Issue, index: Index) -> str:
     )
 
 
-def _issue(number: int, issue: digest.Issue, index: Index, fixes: dict[str, int],
-           anchors: dict[str, str]) -> str:
-    connections = {index.connection(as_str(s))[0]
-                   for f in issue.findings for s in f.get("sessions") or []}
+def _issue(
+    number: int, issue: digest.Issue, index: Index, fixes: dict[str, int], anchors: dict[str, str]
+) -> str:
+    connections = {
+        index.connection(as_str(s))[0] for f in issue.findings for s in f.get("sessions") or []
+    }
     items = []
     for finding in issue.listed:
         sessions = [as_str(s) for s in finding.get("sessions") or []]
         near = index.connection(sessions[0])[0] if sessions else ""
-        link = (f'<a href="#{anchors[near]}">{esc(" ⇄ ".join(sessions[:2]))}</a>'
-                if near in anchors else esc(" ⇄ ".join(sessions[:2])))
-        items.append(f"<li><b>{esc(finding.get('id'))}</b> ({link}, "
-                     f"{esc(finding.get('severity'))}): {esc(finding.get('summary'))}</li>")
+        link = (
+            f'<a href="#{anchors[near]}">{esc(" ⇄ ".join(sessions[:2]))}</a>'
+            if near in anchors
+            else esc(" ⇄ ".join(sessions[:2]))
+        )
+        items.append(
+            f"<li><b>{esc(finding.get('id'))}</b> ({link}, "
+            f"{esc(finding.get('severity'))}): {esc(finding.get('summary'))}</li>"
+        )
     if issue.unlisted:
-        items.append(f"<li>… and {plural(issue.unlisted, 'more finding')} of this kind "
-                     "(report.json lists them all).</li>")
+        items.append(
+            f"<li>… and {plural(issue.unlisted, 'more finding')} of this kind "
+            "(report.json lists them all).</li>"
+        )
     causes = list(dict.fromkeys(as_str(f.get("cause")) for f in issue.findings))
     remediation = as_str(issue.findings[0].get("remediation"))
     if remediation in fixes and fixes[remediation] == 0:
         fix = '<p>The one change in the <a href="#verdict">verdict</a> above.</p>'
     elif remediation in fixes:
-        fix = f'<p>The same change as in <a href="#issue-{fixes[remediation]}">finding group ' \
-              f"{fixes[remediation]}</a>.</p>"
+        fix = (
+            f'<p>The same change as in <a href="#issue-{fixes[remediation]}">finding group '
+            f"{fixes[remediation]}</a>.</p>"
+        )
     else:
         fixes[remediation] = number
         fix = _remediation(remediation)
@@ -344,8 +409,9 @@ def _text_lines(text: str, marks: Sequence[str] = ()) -> list[Spans]:
     return [mark_tokens(line, marks) for line in text.split("\n")]
 
 
-def _transcript_table(steps: Sequence[Step], two_sided: bool, t0: float | None,
-                      marks: Sequence[str]) -> str:
+def _transcript_table(
+    steps: Sequence[Step], two_sided: bool, t0: float | None, marks: Sequence[str]
+) -> str:
     rows = []
     for step in steps:
         client, server = step.client_side, step.server_side
@@ -367,21 +433,32 @@ def _transcript_table(steps: Sequence[Step], two_sided: bool, t0: float | None,
         note = f"<br><em>{esc(step.note)}</em>" if step.note else ""
         cframe = as_int((client or {}).get("frame"))
         sframe = as_int((server or {}).get("frame"))
-        cells = [f'<td class="meta">{esc(rel)}</td>',
-                 f'<td class="meta">{cframe if cframe is not None else ""}</td>',
-                 f'<td class="meta">{arrow}</td>',
-                 f'<td class="{client_cls}">{left}{note}</td>' if client is not None
-                 else '<td class="none">—</td>']
+        cells = [
+            f'<td class="meta">{esc(rel)}</td>',
+            f'<td class="meta">{cframe if cframe is not None else ""}</td>',
+            f'<td class="meta">{arrow}</td>',
+            f'<td class="{client_cls}">{left}{note}</td>'
+            if client is not None
+            else '<td class="none">—</td>',
+        ]
         if two_sided:
-            cells.append(f'<td class="{server_cls}">{right}{note}</td>' if server is not None
-                         else '<td class="none">—</td>')
+            cells.append(
+                f'<td class="{server_cls}">{right}{note}</td>'
+                if server is not None
+                else '<td class="none">—</td>'
+            )
             cells.append(f'<td class="meta">{sframe if sframe is not None else ""}</td>')
         rows.append(f'<tr class="{cls}">{"".join(cells)}</tr>')
-    head = ('<th>s</th><th>frame</th><th></th><th>client-side capture</th>'
-            '<th>server-side capture</th><th>frame</th>' if two_sided else
-            "<th>s</th><th>frame</th><th></th><th>capture</th>")
-    return (f'<table class="transcript"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    head = (
+        "<th>s</th><th>frame</th><th></th><th>client-side capture</th>"
+        "<th>server-side capture</th><th>frame</th>"
+        if two_sided
+        else "<th>s</th><th>frame</th><th></th><th>capture</th>"
+    )
+    return (
+        f'<table class="transcript"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _pair_lines(a: str, b: str) -> tuple[list[Spans], list[Spans]]:
@@ -396,8 +473,14 @@ def _pair_lines(a: str, b: str) -> tuple[list[Spans], list[Spans]]:
     return left, right
 
 
-def _connection(report: Report, index: Index, near: str, far: str | None,
-                findings_of: dict[str, list[str]], anchor: str) -> str:
+def _connection(
+    report: Report,
+    index: Index,
+    near: str,
+    far: str | None,
+    findings_of: dict[str, list[str]],
+    anchor: str,
+) -> str:
     session = index.session(near)
     peer = index.session(far) if far else None
     steps = digest.align(report, near, far, index)
@@ -407,30 +490,45 @@ def _connection(report: Report, index: Index, near: str, far: str | None,
     for finding in report.get("findings") or []:
         if near in (finding.get("sessions") or []):
             marks.extend(digest.tokens_of(finding))
-            frames.extend(n for e in finding.get("evidence") or []
-                          if (n := as_int(e.get("frame"))) is not None)
+            frames.extend(
+                n
+                for e in finding.get("evidence") or []
+                if (n := as_int(e.get("frame"))) is not None
+            )
     start = as_float((session or {}).get("start"))
-    title = (f"{near}" + (f" ⇄ {far}" if far else "")
-             + f": {as_str((session or {}).get('client'))} → "
-             f"{as_str((session or {}).get('server'))}")
-    diagram = svg.ladder(
-        steps, two_sided=two_sided, client=_party(session, peer, "client"),
-        server=_party(session, peer, "server"), title=title, marks=marks,
-        highlight_frames=frames,
-    ) if steps else "<p>No transcript was kept for this connection.</p>"
-    ids = findings_of.get(near, []) + [f for f in findings_of.get(far or "", [])
-                                        if f not in findings_of.get(near, [])]
+    title = (
+        f"{near}" + (f" ⇄ {far}" if far else "") + f": {as_str((session or {}).get('client'))} → "
+        f"{as_str((session or {}).get('server'))}"
+    )
+    diagram = (
+        svg.ladder(
+            steps,
+            two_sided=two_sided,
+            client=_party(session, peer, "client"),
+            server=_party(session, peer, "server"),
+            title=title,
+            marks=marks,
+            highlight_frames=frames,
+        )
+        if steps
+        else "<p>No transcript was kept for this connection.</p>"
+    )
+    ids = findings_of.get(near, []) + [
+        f for f in findings_of.get(far or "", []) if f not in findings_of.get(near, [])
+    ]
     t0 = min((s.time for s in steps), default=None)
-    legend = ('<p class="legend"><span>red arrow: the two captures differ (each half shows its '
-              "own copy; changed characters in bold red)</span><span>dashed: made by the "
-              "firewall</span><span>×: never crossed the firewall</span></p>"
-              if two_sided else
-              '<p class="legend"><span>highlighted: the lines the findings point at</span></p>')
+    legend = (
+        '<p class="legend"><span>red arrow: the two captures differ (each half shows its '
+        "own copy; changed characters in bold red)</span><span>dashed: made by the "
+        "firewall</span><span>×: never crossed the firewall</span></p>"
+        if two_sided
+        else '<p class="legend"><span>highlighted: the lines the findings point at</span></p>'
+    )
     return (
         f'<section class="conn" id="{anchor}"><h3>{esc(near)}'
         + (f" ⇄ {esc(far)}" if far else "")
         + f' <span class="addr">{esc((session or {}).get("client"))} → '
-        f'{esc((session or {}).get("server"))} · {esc(utc(start))} UTC · findings '
+        f"{esc((session or {}).get('server'))} · {esc(utc(start))} UTC · findings "
         f"{esc(', '.join(ids) or '-')}</span></h3>{legend}"
         f'<div class="scroll">{diagram}</div>'
         f"<details><summary>Transcripts side by side ({plural(len(steps), 'step')})</summary>"
@@ -442,8 +540,9 @@ def _connection(report: Report, index: Index, near: str, far: str | None,
 # -- sessions, timeline, appendix -----------------------------------------------------------------
 
 
-def _sessions(report: Report, index: Index, findings_of: dict[str, list[str]],
-              anchors: dict[str, str]) -> str:
+def _sessions(
+    report: Report, index: Index, findings_of: dict[str, list[str]], anchors: dict[str, str]
+) -> str:
     sessions = list(index.sessions.values())
     rows = []
     for session in sessions[:MAX_SESSION_ROWS]:
@@ -463,8 +562,12 @@ def _sessions(report: Report, index: Index, findings_of: dict[str, list[str]],
             f'<td data-sort="{len(txns)}">{esc(digest.transactions_text(session))}</td>'
             f"<td>{esc(session.get('end_reason'))}</td><td>{esc(', '.join(ids) or '-')}</td></tr>"
         )
-    more = (f"<p>… and {plural(len(sessions) - MAX_SESSION_ROWS, 'more session')} "
-            "(see report.json).</p>" if len(sessions) > MAX_SESSION_ROWS else "")
+    more = (
+        f"<p>… and {plural(len(sessions) - MAX_SESSION_ROWS, 'more session')} "
+        "(see report.json).</p>"
+        if len(sessions) > MAX_SESSION_ROWS
+        else ""
+    )
     return (
         f'<section id="sessions"><h2>Sessions ({len(sessions)})</h2>'
         '<div class="filterbar"><input class="filter" type="search" hidden '
@@ -486,14 +589,22 @@ def _timeline(report: Report, index: Index) -> str:
     rows = []
     for event in events:
         badge = _badge(event.severity) + " " if event.severity else ""
-        rows.append(f"<tr><td class=\"mono\">{esc(utc(event.ts))}</td><td>{esc(event.session)}"
-                    f"</td><td>{badge}{esc(event.text)}</td></tr>")
-    note = ("<p class=\"sub\">UTC on the client-side capture's clock (server-side times shifted "
-            "by the clock offset).</p>" if index.two_sided else "")
+        rows.append(
+            f'<tr><td class="mono">{esc(utc(event.ts))}</td><td>{esc(event.session)}'
+            f"</td><td>{badge}{esc(event.text)}</td></tr>"
+        )
+    note = (
+        '<p class="sub">UTC on the client-side capture\'s clock (server-side times shifted '
+        "by the clock offset).</p>"
+        if index.two_sided
+        else ""
+    )
     more = f"<p>… and {plural(left, 'more event')}.</p>" if left else ""
-    return (f'<section id="timeline"><h2>Timeline</h2>{note}<table><thead><tr><th>time (UTC)</th>'
-            f"<th>connection</th><th>event</th></tr></thead><tbody>{''.join(rows)}</tbody>"
-            f"</table>{more}</section>")
+    return (
+        f'<section id="timeline"><h2>Timeline</h2>{note}<table><thead><tr><th>time (UTC)</th>'
+        f"<th>connection</th><th>event</th></tr></thead><tbody>{''.join(rows)}</tbody>"
+        f"</table>{more}</section>"
+    )
 
 
 def _appendix(report: Report) -> str:
@@ -502,8 +613,14 @@ def _appendix(report: Report) -> str:
         anomalies = capture.get("anomalies") or {}
         anomaly_text = ", ".join(f"{k}: {v}" for k, v in sorted(anomalies.items())) or "none"
         files = [f for f in capture.get("files") or [] if isinstance(f, dict)] or [
-            {"path": capture.get("path"), "format": "", "packets": capture.get("packets"),
-             "first_ts": capture.get("first_ts"), "last_ts": capture.get("last_ts")}]
+            {
+                "path": capture.get("path"),
+                "format": "",
+                "packets": capture.get("packets"),
+                "first_ts": capture.get("first_ts"),
+                "last_ts": capture.get("last_ts"),
+            }
+        ]
         for i, f in enumerate(files):
             first = i == 0
             rows.append(
@@ -511,7 +628,7 @@ def _appendix(report: Report) -> str:
                 f"<td>{esc(capture.get('role')) if first else ''}</td>"
                 f'<td class="mono">{esc(f.get("path"))}</td><td>{esc(f.get("format"))}</td>'
                 f'<td class="num">{esc(f.get("packets"))}</td>'
-                f'<td>{esc(utc(f.get("first_ts")))}</td>'
+                f"<td>{esc(utc(f.get('first_ts')))}</td>"
                 f"<td>{esc(utc(f.get('last_ts')))}</td>"
                 f'<td class="num">{esc(capture.get("smtp_sessions")) if first else ""}</td>'
                 f"<td>{esc(anomaly_text) if first else ''}</td></tr>"
@@ -520,10 +637,13 @@ def _appendix(report: Report) -> str:
     if isinstance(clock, dict) and clock.get("offset_s") is not None:
         offset = as_float(clock.get("offset_s")) or 0.0
         drift = as_float(clock.get("drift_ppm"))
-        clock_html = (f"<p>Server-side clock minus client-side clock: <b>{offset:+.6f} s</b> "
-                      f"(method {esc(clock.get('method'))}, from {esc(clock.get('support'))} "
-                      "session pair(s)" + (f", drift {drift:+.3f} ppm" if drift is not None else "")
-                      + ").</p>")
+        clock_html = (
+            f"<p>Server-side clock minus client-side clock: <b>{offset:+.6f} s</b> "
+            f"(method {esc(clock.get('method'))}, from {esc(clock.get('support'))} "
+            "session pair(s)"
+            + (f", drift {drift:+.3f} ppm" if drift is not None else "")
+            + ").</p>"
+        )
     else:
         clock_html = "<p>One capture: no clock to compare.</p>"
     pair_rows = []
@@ -538,10 +658,14 @@ def _appendix(report: Report) -> str:
             f'<td class="num">{len(pair.get("divergences") or [])}</td>'
             f'<td class="num">{len(pair.get("end_mismatches") or [])}</td></tr>'
         )
-    pairs = ("<h3>How sessions were paired</h3><table><thead><tr><th>client-side</th>"
-             "<th>server-side</th><th>score</th><th>matched on</th><th>time delta (s)</th>"
-             "<th>identical</th><th>divergences</th><th>end mismatches</th></tr></thead>"
-             f"<tbody>{''.join(pair_rows)}</tbody></table>" if pair_rows else "")
+    pairs = (
+        "<h3>How sessions were paired</h3><table><thead><tr><th>client-side</th>"
+        "<th>server-side</th><th>score</th><th>matched on</th><th>time delta (s)</th>"
+        "<th>identical</th><th>divergences</th><th>end mismatches</th></tr></thead>"
+        f"<tbody>{''.join(pair_rows)}</tbody></table>"
+        if pair_rows
+        else ""
+    )
     return (
         '<section id="appendix"><h2>Appendix</h2><h3>Captures</h3><div class="scroll"><table>'
         "<thead><tr><th>capture</th><th>role</th><th>file</th><th>format</th><th>packets</th>"
@@ -556,8 +680,10 @@ def _appendix(report: Report) -> str:
 
 def _csp(script: str) -> str:
     digest_b64 = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-    return ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
-            f"script-src 'sha256-{digest_b64}'; base-uri 'none'; form-action 'none'")
+    return (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+        f"script-src 'sha256-{digest_b64}'; base-uri 'none'; form-action 'none'"
+    )
 
 
 def _body(report: Report, index: Index) -> Iterable[str]:
@@ -571,8 +697,10 @@ def _body(report: Report, index: Index) -> Iterable[str]:
     anchors = {near: _anchor(near) for near, _ in drawn}
     files = ", ".join(index.file_of(c) for c in index.captures) or "no capture"
     generator = report.get("generator") or {}
-    yield (f"<header><h1>SMTP incident report: {esc(v.headline)}</h1>"
-           f'<p class="sub">Captures: <span class="mono">{esc(files)}</span></p></header>')
+    yield (
+        f"<header><h1>SMTP incident report: {esc(v.headline)}</h1>"
+        f'<p class="sub">Captures: <span class="mono">{esc(files)}</span></p></header>'
+    )
     groups = digest.issues(report)
     toc = [("verdict", "Verdict")]
     if groups:
@@ -594,21 +722,25 @@ def _body(report: Report, index: Index) -> Iterable[str]:
             yield _issue(number, issue, index, fixes, anchors)
         yield "</section>"
     if drawn:
-        yield ('<section id="connections"><h2>Affected connections</h2><p class="sub">'
-               "Each command and reply as the two captures saw it, in time order.</p>")
+        yield (
+            '<section id="connections"><h2>Affected connections</h2><p class="sub">'
+            "Each command and reply as the two captures saw it, in time order.</p>"
+        )
         for near, far in drawn:
             yield _connection(report, index, near, far, findings_of, anchors[near])
         if len(connections) > len(drawn):
-            rest = ", ".join(near for near, _ in connections[len(drawn):])
+            rest = ", ".join(near for near, _ in connections[len(drawn) :])
             yield f"<p>Not drawn: {esc(clip(rest, 2000))}.</p>"
         yield "</section>"
     yield _sessions(report, index, findings_of, anchors)
     yield _timeline(report, index)
     yield _appendix(report)
-    yield (f"<footer>Generated by {esc(generator.get('name') or 'smtpfw')} "
-           f"{esc(generator.get('version') or '')} from report.json (schema "
-           f"{esc(report.get('schema'))}). Re-render with <code>smtpfw report report.json "
-           "--format html</code>.</footer>")
+    yield (
+        f"<footer>Generated by {esc(generator.get('name') or 'smtpfw')} "
+        f"{esc(generator.get('version') or '')} from report.json (schema "
+        f"{esc(report.get('schema'))}). Re-render with <code>smtpfw report report.json "
+        "--format html</code>.</footer>"
+    )
 
 
 def render_html(report: Report) -> str:
@@ -619,8 +751,10 @@ def render_html(report: Report) -> str:
     generator = report.get("generator") or {}
     return Template(_template("page.html")).substitute(
         csp=_csp(script),
-        generator=esc(f"{as_str(generator.get('name')) or 'smtpfw'} "
-                      f"{as_str(generator.get('version'))}".strip()),
+        generator=esc(
+            f"{as_str(generator.get('name')) or 'smtpfw'} "
+            f"{as_str(generator.get('version'))}".strip()
+        ),
         title=esc(f"smtpfw: {v.headline}"),
         css=_template("report.css"),
         body="\n".join(_body(report, index)),

@@ -76,8 +76,10 @@ def fenced(lines: list[str], info: str = "") -> list[str]:
 
 def prose(text: object) -> str:
     """Generated sentences with `code` parts, every part escaped."""
-    return "".join(code_span(part) if is_code else cell(part)
-                   for part, is_code in digest.inline_code(as_str(text)))
+    return "".join(
+        code_span(part) if is_code else cell(part)
+        for part, is_code in digest.inline_code(as_str(text))
+    )
 
 
 def _excerpt_lines(text: str, tokens: Sequence[str] = ()) -> list[str]:
@@ -102,8 +104,11 @@ def _escaped(spans: Spans) -> Spans:
 def _diff_block(sent: str, received: str) -> list[str]:
     """A ```diff block: '-' the sent line, '+' the received one, '^' under changed characters."""
     lines: list[str] = []
-    rows = line_diff(sent, received) if received else [
-        DiffRow(RowKind.ONLY_A, r.a, ()) for r in line_diff(sent, sent)]
+    rows = (
+        line_diff(sent, received)
+        if received
+        else [DiffRow(RowKind.ONLY_A, r.a, ()) for r in line_diff(sent, sent)]
+    )
     shown = 0
     for item in fold(rows, CONTEXT_LINES):
         if shown >= MAX_EXCERPT_LINES:
@@ -155,11 +160,15 @@ def _evidence(finding: FindingEntry, index: Index) -> list[str]:
         sent, received = shown.sent, shown.received
         if shown.compared and sent is not None and received is not None:
             if as_str(sent.get("excerpt")) == as_str(received.get("excerpt")):
-                out.append(f"- the same bytes in both captures: {_where(sent, index)}"
-                           f"{_note(sent)}; {_where(received, index)}{_note(received)}")
+                out.append(
+                    f"- the same bytes in both captures: {_where(sent, index)}"
+                    f"{_note(sent)}; {_where(received, index)}{_note(received)}"
+                )
                 out.append("")
-                out.extend("  " + line for line in fenced(
-                    _excerpt_lines(as_str(sent.get("excerpt"))), "text"))
+                out.extend(
+                    "  " + line
+                    for line in fenced(_excerpt_lines(as_str(sent.get("excerpt"))), "text")
+                )
                 out.append("")
                 continue
             out.append(f"- `-` as sent: {_where(sent, index)}{_note(sent)}")
@@ -218,7 +227,8 @@ def _compared_key(finding: FindingEntry, index: Index) -> tuple[tuple[str, str],
     """The byte comparisons a finding shows (sent, received), without frames or times."""
     return tuple(
         (as_str((shown.sent or {}).get("excerpt")), as_str((shown.received or {}).get("excerpt")))
-        for shown in digest.shown_evidence(finding, index) if shown.compared
+        for shown in digest.shown_evidence(finding, index)
+        if shown.compared
     )
 
 
@@ -257,8 +267,10 @@ def _issue_evidence(issue: digest.Issue, index: Index) -> list[str]:
                 if not others_listed:
                     out.extend([f"{cell(names)}: the same bytes as above; other packets:", ""])
                     others_listed = True
-                out.append(f"- {cell(finding.get('id'))}: {_where(ev, index)}{_note(ev)}: "
-                           f"{code_span(clip(visible(as_str(ev.get('excerpt'))), INLINE_EXCERPT))}")
+                out.append(
+                    f"- {cell(finding.get('id'))}: {_where(ev, index)}{_note(ev)}: "
+                    f"{code_span(clip(visible(as_str(ev.get('excerpt'))), INLINE_EXCERPT))}"
+                )
         if not others_listed:
             out.append(f"{cell(names)}: the same bytes as above (frames below).")
         if out[-1] == "":
@@ -266,25 +278,33 @@ def _issue_evidence(issue: digest.Issue, index: Index) -> list[str]:
         out.append("")
     others = len(issue.listed) - full - len(repeated)
     if others > 0:
-        out.extend([f"Evidence of the other {plural(others, 'finding')}: see the frames below.",
-                    ""])
+        out.extend(
+            [f"Evidence of the other {plural(others, 'finding')}: see the frames below.", ""]
+        )
     return out
 
 
 def _issue(number: int, issue: digest.Issue, index: Index, fixes_seen: dict[str, int]) -> list[str]:
     out = [f"### {number}. {cell(issue.title)}", ""]
-    connections = {index.connection(as_str(s))[0]
-                   for f in issue.findings for s in f.get("sessions") or []}
-    out.append(f"**{cell(issue.severity)}** · {cell(issue.confidence)} · "
-               f"{code_span(issue.kind)} · {cell(digest.id_list(issue.ids))} · "
-               f"{plural(len(connections), 'connection')}")
+    connections = {
+        index.connection(as_str(s))[0] for f in issue.findings for s in f.get("sessions") or []
+    }
+    out.append(
+        f"**{cell(issue.severity)}** · {cell(issue.confidence)} · "
+        f"{code_span(issue.kind)} · {cell(digest.id_list(issue.ids))} · "
+        f"{plural(len(connections), 'connection')}"
+    )
     out.append("")
     for finding in issue.listed:
-        out.append(f"- {cell(finding.get('id'))} ({_sessions_of(finding)}, "
-                   f"{cell(finding.get('severity'))}): {cell(finding.get('summary'))}")
+        out.append(
+            f"- {cell(finding.get('id'))} ({_sessions_of(finding)}, "
+            f"{cell(finding.get('severity'))}): {cell(finding.get('summary'))}"
+        )
     if issue.unlisted:
-        out.append(f"- … and {plural(issue.unlisted, 'more finding')} of this kind "
-                   "(report.json lists them all).")
+        out.append(
+            f"- … and {plural(issue.unlisted, 'more finding')} of this kind "
+            "(report.json lists them all)."
+        )
     out.append("")
     out.extend(_issue_evidence(issue, index))
     causes = list(dict.fromkeys(as_str(f.get("cause")) for f in issue.findings))
@@ -297,8 +317,13 @@ def _issue(number: int, issue: digest.Issue, index: Index, fixes_seen: dict[str,
     else:
         fixes_seen[remediation] = number
         out.extend(["**Fix.**", "", *_remediation(remediation), ""])
-    out.extend(["**Verify.** Open the file in Wireshark and apply the filter "
-                "(`tcp.stream eq N` shows the whole connection):", ""])
+    out.extend(
+        [
+            "**Verify.** Open the file in Wireshark and apply the filter "
+            "(`tcp.stream eq N` shows the whole connection):",
+            "",
+        ]
+    )
     out.extend(_verify(issue, index))
     out.append("")
     return out
@@ -311,22 +336,29 @@ def _verdict(report: Report, index: Index) -> list[str]:
         out.extend([f"**{cell(v.headline)}.** {cell(v.happened)}", ""])
         return out
     top: FindingEntry | dict[str, Any] = v.fix_from or {}
-    how = ("confirmed by comparing the two sides of the firewall"
-           if v.two_sided and v.confidence == "confirmed"
-           else f"{v.confidence or 'possible'}, from the symptoms in "
-           + ("one capture" if not v.two_sided else "the captures"))
+    how = (
+        "confirmed by comparing the two sides of the firewall"
+        if v.two_sided and v.confidence == "confirmed"
+        else f"{v.confidence or 'possible'}, from the symptoms in "
+        + ("one capture" if not v.two_sided else "the captures")
+    )
     out.extend([f"**{cell(v.headline)}** ({cell(how)}).", ""])
     rows = [
         ("What happened", cell(v.happened)),
         ("Between", cell(v.hosts)),
-        ("Affected", f"{v.connections} of {plural(v.total_connections, 'connection')}, "
-                     f"{plural(v.messages, 'message')}"),
+        (
+            "Affected",
+            f"{v.connections} of {plural(v.total_connections, 'connection')}, "
+            f"{plural(v.messages, 'message')}",
+        ),
         ("Since", f"{utc(v.first_ts)} UTC (first affected connection)"),
         ("Until", f"{utc(v.last_ts)} UTC (last affected connection)"),
         ("Security impact", " ".join(cell(i) for i in v.impact)),
         ("Most likely cause", prose(v.cause)),
-        ("The fix", f"below, from {cell(top.get('id'))} "
-                    f"({code_span(top.get('kind'), in_table=True)})"),
+        (
+            "The fix",
+            f"below, from {cell(top.get('id'))} ({code_span(top.get('kind'), in_table=True)})",
+        ),
     ]
     out.extend(["| | |", "|---|---|"])
     out.extend(f"| {name} | {value} |" for name, value in rows)
@@ -342,12 +374,14 @@ def _verdict(report: Report, index: Index) -> list[str]:
     return out
 
 
-SESSION_HEADER = ("| session | peer | client | server | start (UTC) | STARTTLS | transactions | "
-                  "end | findings |")
+SESSION_HEADER = (
+    "| session | peer | client | server | start (UTC) | STARTTLS | transactions | end | findings |"
+)
 
 
-def _session_rows(sessions: Iterable[dict[str, Any]],
-                  findings_of: dict[str, list[str]]) -> list[str]:
+def _session_rows(
+    sessions: Iterable[dict[str, Any]], findings_of: dict[str, list[str]]
+) -> list[str]:
     rows = [SESSION_HEADER, "|---|---|---|---|---|---|---|---|---|"]
     for session in sessions:
         sid = as_str(session.get("id"))
@@ -374,8 +408,10 @@ def _sessions(report: Report, index: Index) -> list[str]:
     affected = digest.affected_connections(report, index)
     if affected:
         ids = [sid for near, far in affected for sid in (near, far) if sid]
-        title, intro = "## Affected sessions", (
-            f"{plural(len(affected), 'connection')}; each row is one capture's view of it.")
+        title, intro = (
+            "## Affected sessions",
+            (f"{plural(len(affected), 'connection')}; each row is one capture's view of it."),
+        )
     else:
         ids = list(index.sessions)
         title, intro = "## Sessions", f"{plural(len(ids), 'session')} in the captures."
@@ -383,8 +419,13 @@ def _sessions(report: Report, index: Index) -> list[str]:
     out = [title, "", intro, ""]
     out.extend(_session_rows(sessions[:MAX_SESSION_ROWS], findings_of))
     if len(sessions) > MAX_SESSION_ROWS:
-        out.extend(["", f"… and {plural(len(sessions) - MAX_SESSION_ROWS, 'more session')} "
-                        "(see report.json or report.html)."])
+        out.extend(
+            [
+                "",
+                f"… and {plural(len(sessions) - MAX_SESSION_ROWS, 'more session')} "
+                "(see report.json or report.html).",
+            ]
+        )
     out.append("")
     return out
 
@@ -395,8 +436,13 @@ def _timeline(report: Report, index: Index) -> list[str]:
         return []
     out = ["## Timeline", ""]
     if index.two_sided:
-        out.extend(["UTC, on the client-side capture's clock (server-side times shifted by the "
-                    "clock offset).", ""])
+        out.extend(
+            [
+                "UTC, on the client-side capture's clock (server-side times shifted by the "
+                "clock offset).",
+                "",
+            ]
+        )
     out.extend(["| time (UTC) | connection | event |", "|---|---|---|"])
     for event in events:
         text = cell(event.text)
@@ -410,15 +456,27 @@ def _timeline(report: Report, index: Index) -> list[str]:
 
 
 def _appendix(report: Report, index: Index) -> list[str]:
-    out = ["## Appendix", "", "### Captures", "",
-           "| capture | role | file | format | packets | first (UTC) | last (UTC) | SMTP sessions "
-           "| anomalies |", "|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "## Appendix",
+        "",
+        "### Captures",
+        "",
+        "| capture | role | file | format | packets | first (UTC) | last (UTC) | SMTP sessions "
+        "| anomalies |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for capture in report.get("captures") or []:
         anomalies = capture.get("anomalies") or {}
         anomaly_text = ", ".join(f"{k}: {v}" for k, v in sorted(anomalies.items())) or "none"
         files = [f for f in capture.get("files") or [] if isinstance(f, dict)] or [
-            {"path": capture.get("path"), "format": "", "packets": capture.get("packets"),
-             "first_ts": capture.get("first_ts"), "last_ts": capture.get("last_ts")}]
+            {
+                "path": capture.get("path"),
+                "format": "",
+                "packets": capture.get("packets"),
+                "first_ts": capture.get("first_ts"),
+                "last_ts": capture.get("last_ts"),
+            }
+        ]
         for i, f in enumerate(files):
             first = i == 0
             out.append(
@@ -443,10 +501,16 @@ def _appendix(report: Report, index: Index) -> list[str]:
         out.append("One capture: no clock to compare.")
     pairs = report.get("pairs") or []
     if pairs:
-        out.extend(["", "### How sessions were paired", "",
-                    "| client-side | server-side | score | margin | corroborated | matched on | "
-                    "time delta (s) | identical | divergences | end mismatches |",
-                    "|---|---|---|---|---|---|---|---|---|---|"])
+        out.extend(
+            [
+                "",
+                "### How sessions were paired",
+                "",
+                "| client-side | server-side | score | margin | corroborated | matched on | "
+                "time delta (s) | identical | divergences | end mismatches |",
+                "|---|---|---|---|---|---|---|---|---|---|",
+            ]
+        )
         for pair in pairs:
             delta = digest.as_float(pair.get("time_delta_s"))
             out.append(
@@ -461,9 +525,15 @@ def _appendix(report: Report, index: Index) -> list[str]:
             )
     out.extend(_coverage(pairs))
     generator = report.get("generator") or {}
-    out.extend(["", f"Generated by {cell(generator.get('name') or 'smtpfw')} "
-                    f"{cell(generator.get('version') or '')} from report.json "
-                    f"(schema {cell(report.get('schema'))}).", ""])
+    out.extend(
+        [
+            "",
+            f"Generated by {cell(generator.get('name') or 'smtpfw')} "
+            f"{cell(generator.get('version') or '')} from report.json "
+            f"(schema {cell(report.get('schema'))}).",
+            "",
+        ]
+    )
     return out
 
 
@@ -472,11 +542,15 @@ def _coverage(pairs: list[Any]) -> list[str]:
     rows = [(p, u) for p in pairs for u in p.get("uncovered") or [] if isinstance(u, dict)]
     if not rows:
         return []
-    out = ["", "### Capture coverage", "",
-           "Bytes one capture does not hold were not compared: they are no evidence of the "
-           "firewall.", "",
-           "| client-side | server-side | direction | lacking capture | reason | offset | bytes |",
-           "|---|---|---|---|---|---|---|"]
+    out = [
+        "",
+        "### Capture coverage",
+        "",
+        "Bytes one capture does not hold were not compared: they are no evidence of the firewall.",
+        "",
+        "| client-side | server-side | direction | lacking capture | reason | offset | bytes |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for pair, u in rows:
         out.append(
             f"| {cell(pair.get('client_side'))} | {cell(pair.get('server_side'))} | "

@@ -119,8 +119,11 @@ PARTNERS = (
     Partner(
         "A",
         "203.0.113.10",
-        replace(POSTFIX, hostname="mx.partner-a.example",
-                banner_text="mx.partner-a.example ESMTP Postfix"),
+        replace(
+            POSTFIX,
+            hostname="mx.partner-a.example",
+            banner_text="mx.partner-a.example ESMTP Postfix",
+        ),
         "partner-a.example",
         tuple(k for k in POSTFIX.ehlo_keywords if k != "STARTTLS"),
         5,
@@ -129,8 +132,11 @@ PARTNERS = (
     Partner(
         "B",
         "203.0.113.20",
-        replace(POSTFIX, hostname="mx1.partner-b.example",
-                banner_text="mx1.partner-b.example ESMTP Postfix"),
+        replace(
+            POSTFIX,
+            hostname="mx1.partner-b.example",
+            banner_text="mx1.partner-b.example ESMTP Postfix",
+        ),
         "partner-b.example",
         tuple(k for k in POSTFIX.ehlo_keywords if k != "STARTTLS"),
         3,
@@ -200,8 +206,11 @@ def _messages(rng: random.Random) -> list[Queued]:
         to = (f"{local}@{partner.domain}",)
         if signed:
             subject = rng.choice(SUBJECTS)
-            body = _report_body(rng, rng.randint(4, 30)) if "report" in subject else (
-                rng.choice(_BODIES))
+            body = (
+                _report_body(rng, rng.randint(4, 30))
+                if "report" in subject
+                else (rng.choice(_BODIES))
+            )
             envelope = Envelope(RELAY, to)
         else:
             subject = rng.choice(NOTIFICATIONS)
@@ -218,8 +227,10 @@ def _messages(rng: random.Random) -> list[Queued]:
         found.append((at, PARTNERS[0], False, envelope, "Status report", body))
         t += STATUS_EVERY_S * 1_000_000
     found.sort(key=lambda m: m[0])
-    return [Queued(n, p, at, signed, env, subject, body)
-            for n, (at, p, signed, env, subject, body) in enumerate(found)]
+    return [
+        Queued(n, p, at, signed, env, subject, body)
+        for n, (at, p, signed, env, subject, body) in enumerate(found)
+    ]
 
 
 def _inspected(partner: Partner, start_us: int) -> bool:
@@ -368,8 +379,12 @@ def build() -> RotationSet:
                 port = rng.randint(32768, 60999)
             ports.add(port)
             connections.append(
-                Connection(s.script.done(closer, _think(rng, 0.1, 0.3)), attempt.start_us,
-                           port, rng.randint(61000, 64999))
+                Connection(
+                    s.script.done(closer, _think(rng, 0.1, 0.3)),
+                    attempt.start_us,
+                    port,
+                    rng.randint(61000, 64999),
+                )
             )
         topology = replace(TOPOLOGY, server_public_ip=partner.address)
         pair = simulate(connections, random.Random(f"{SEED}:{partner.name}:tcp"), topology)
@@ -397,8 +412,10 @@ def _utc(ts_us: int) -> str:
 
 def table(rotation: RotationSet) -> str:
     """The README's tables: the files in time order, and what each partner got."""
-    rows = ["| file | first packet (UTC) | last packet (UTC) | packets | bytes |",
-            "|---|---|---|---|---|"]
+    rows = [
+        "| file | first packet (UTC) | last packet (UTC) | packets | bytes |",
+        "|---|---|---|---|---|",
+    ]
     files = []
     for name, data in rotation.files:
         records = _records(data)
@@ -406,8 +423,12 @@ def table(rotation: RotationSet) -> str:
     for first, name, last, count, size in sorted(files):
         rows.append(f"| `{name}` | {_utc(first)} | {_utc(last)} | {count} | {size:,} |")
     kept = [a for a in rotation.attempts if a.start_us >= rotation.first_kept_us]
-    rows += ["", "| partner | server | attempts | over TLS | cleartext (masked) | reset after "
-             "DKIM-Signature | messages retried |", "|---|---|---|---|---|---|---|"]
+    rows += [
+        "",
+        "| partner | server | attempts | over TLS | cleartext (masked) | reset after "
+        "DKIM-Signature | messages retried |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for partner in PARTNERS:
         mine = [a for a in kept if a.message.partner is partner]
         retried = {a.message.number for a in mine if a.number > 1}
@@ -433,13 +454,19 @@ def refresh_readme(readme: Path, rotation: RotationSet) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=HERE, help="output folder")
-    parser.add_argument("--check", action="store_true",
-                        help="only compare the files on disk with a fresh generation")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="only compare the files on disk with a fresh generation",
+    )
     args = parser.parse_args(argv)
     rotation = build()
     if args.check:
-        stale = [name for name, data in rotation.files
-                 if not (args.out / name).exists() or (args.out / name).read_bytes() != data]
+        stale = [
+            name
+            for name, data in rotation.files
+            if not (args.out / name).exists() or (args.out / name).read_bytes() != data
+        ]
         for name in stale:
             print(f"stale: {args.out / name}")
         return 1 if stale else 0

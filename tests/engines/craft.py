@@ -19,9 +19,7 @@ Side = Literal["client", "server"]
 
 CLIENT = ("192.0.2.10", 40000, "02:00:00:00:00:0a", 64)
 SERVER = ("198.51.100.25", 25, "02:00:00:00:00:19", 57)
-TLS_CLIENT_HELLO = bytes.fromhex(
-    "16030100310100002d0303" + "00" * 32 + "0000020035010000020000"
-)
+TLS_CLIENT_HELLO = bytes.fromhex("16030100310100002d0303" + "00" * 32 + "0000020035010000020000")
 """A minimal TLS 1.2 ClientHello record (one cipher suite, no extensions)."""
 
 
@@ -48,8 +46,9 @@ class Conversation:
         pkt = (
             Ether(src=me[2], dst=peer[2])
             / IP(src=me[0], dst=peer[0], ttl=me[3])
-            / TCP(sport=me[1], dport=peer[1], flags=flags, seq=self._seq[side], ack=ack,
-                  window=65535)
+            / TCP(
+                sport=me[1], dport=peer[1], flags=flags, seq=self._seq[side], ack=ack, window=65535
+            )
             / payload
         )
         self._t += self.step

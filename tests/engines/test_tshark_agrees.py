@@ -81,9 +81,7 @@ def views(tshark_views: TsharkViews) -> TsharkViews:
     return tshark_views
 
 
-@pytest.mark.parametrize(
-    "path", sample_captures(), ids=lambda p: f"{p.parent.name}/{p.name}"
-)
+@pytest.mark.parametrize("path", sample_captures(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_sample_capture_reads_the_same_with_both_engines(path: Path, views: TsharkViews) -> None:
     _assert_same(path, views)
 
@@ -108,8 +106,10 @@ def test_the_samples_hold_smtp_sessions_to_compare(views: TsharkViews) -> None:
 def test_sessions_found_by_content_on_other_ports(views: TsharkViews) -> None:
     """SMTP on ports 225 and 1224 is found by its first bytes, as the native pipeline does."""
     ports = set()
-    for name in ("suricata-verify/tests/bug-5867-fp-drop-01/input.pcap",
-                 "arkime/tests/pcap/wireshark-bdat.pcap"):
+    for name in (
+        "suricata-verify/tests/bug-5867-fp-drop-01/input.pcap",
+        "arkime/tests/pcap/wireshark-bdat.pcap",
+    ):
         path = REALWORLD / name
         if not path.is_file():
             pytest.skip(f"{path} not available")

@@ -71,9 +71,9 @@ def test_command_after_the_end_mark_in_the_same_segment_is_missed_by_wireshark(
 ) -> None:
     """A client that pipelines QUIT right behind `<CRLF>.<CRLF>` (RFC 2920 allows it): the
     dissector ends the message but does not dissect the rest of the segment."""
-    path = smtp_dialogue(
-        [MESSAGE + b".\r\nQUIT\r\n"], after_data=[]
-    ).write(tmp_path / "quit-after-mark.pcap")
+    path = smtp_dialogue([MESSAGE + b".\r\nQUIT\r\n"], after_data=[]).write(
+        tmp_path / "quit-after-mark.pcap"
+    )
     native, tshark = _both(path)
     assert native.end_reason is EndReason.QUIT
     assert tshark.end_reason is EndReason.FIN
@@ -128,9 +128,21 @@ def test_starttls_verb_is_read_from_the_whole_command_line(tmp_path: Path) -> No
     tshark_bin = shutil.which("tshark")
     assert tshark_bin is not None
     verbs = subprocess.run(
-        [tshark_bin, "-n", "-r", str(path), "-Y", "smtp.req", "-T", "fields",
-         "-e", "smtp.req.command"],
-        capture_output=True, text=True, check=True,
+        [
+            tshark_bin,
+            "-n",
+            "-r",
+            str(path),
+            "-Y",
+            "smtp.req",
+            "-T",
+            "fields",
+            "-e",
+            "smtp.req.command",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert verbs == ["EHLO", "STAR"]
 
@@ -138,6 +150,9 @@ def test_starttls_verb_is_read_from_the_whole_command_line(tmp_path: Path) -> No
     assert comparable(tshark) == comparable(native)
     tls = tshark.starttls
     assert (tls.advertised, tls.attempted, tls.reply_code, tls.established) == (
-        True, True, 220, True,
+        True,
+        True,
+        220,
+        True,
     )
     assert tshark.tls_bytes[0] == len(TLS_CLIENT_HELLO)

@@ -63,8 +63,11 @@ def two_sessions(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_format_only_wireshark_reads(file_type: str, two_sessions: Path, tmp_path: Path) -> None:
     assert EDITCAP is not None
     converted = tmp_path / f"two.{file_type}"
-    subprocess.run([EDITCAP, "-F", file_type, str(two_sessions), str(converted)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [EDITCAP, "-F", file_type, str(two_sessions), str(converted)],
+        check=True,
+        capture_output=True,
+    )
     with pytest.raises(CaptureError):
         open_capture([converted], "probe")
 
@@ -80,8 +83,11 @@ def test_rotation_set_reads_as_the_whole_capture(two_sessions: Path, tmp_path: P
     """Cut every 9 frames (files named so that name order is not time order), given shuffled:
     the sessions are the whole file's, and each frame number is the one in its own file."""
     assert EDITCAP is not None
-    subprocess.run([EDITCAP, "-c", "9", str(two_sessions), str(tmp_path / "part.pcap")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [EDITCAP, "-c", "9", str(two_sessions), str(tmp_path / "part.pcap")],
+        check=True,
+        capture_output=True,
+    )
     parts = sorted(tmp_path.glob("part*.pcap"))
     assert len(parts) >= 4
     renamed = []

@@ -41,19 +41,38 @@ def _line(**values: str) -> str:
 
 def test_row_of_an_ipv4_segment() -> None:
     row = parse_row(
-        _line(**{
-            "frame.number": "7", "frame.time_epoch": "1700000000.250000000",
-            "frame.interface_id": "0", "frame.protocols": "eth:ethertype:ip:tcp:smtp",
-            "tcp.stream": "3", "ip.src": "192.0.2.10", "ip.dst": "198.51.100.25",
-            "tcp.srcport": "40000", "tcp.dstport": "25", "tcp.flags": "0x0018",
-            "tcp.seq": "22", "tcp.seq_raw": "1022", "tcp.ack_raw": "500023", "tcp.len": "17",
-            "ip.ttl": "64", "ip.id": "0x1f2e", "eth.src": "02:00:00:00:00:0a",
-            "tcp.options.timestamp.tsval": "123456", "tcp.analysis.retransmission": "1",
-        })
+        _line(
+            **{
+                "frame.number": "7",
+                "frame.time_epoch": "1700000000.250000000",
+                "frame.interface_id": "0",
+                "frame.protocols": "eth:ethertype:ip:tcp:smtp",
+                "tcp.stream": "3",
+                "ip.src": "192.0.2.10",
+                "ip.dst": "198.51.100.25",
+                "tcp.srcport": "40000",
+                "tcp.dstport": "25",
+                "tcp.flags": "0x0018",
+                "tcp.seq": "22",
+                "tcp.seq_raw": "1022",
+                "tcp.ack_raw": "500023",
+                "tcp.len": "17",
+                "ip.ttl": "64",
+                "ip.id": "0x1f2e",
+                "eth.src": "02:00:00:00:00:0a",
+                "tcp.options.timestamp.tsval": "123456",
+                "tcp.analysis.retransmission": "1",
+            }
+        )
     )
     assert row is not None
     assert (row.frame_no, row.stream, row.src, row.dst, row.sport, row.dport) == (
-        7, 3, "192.0.2.10", "198.51.100.25", 40000, 25,
+        7,
+        3,
+        "192.0.2.10",
+        "198.51.100.25",
+        40000,
+        25,
     )
     assert (row.flags, row.seq, row.length, row.ttl, row.ip_id) == (0x18, 22, 17, 64, 0x1F2E)
     assert row.mac == bytes.fromhex("02000000000a")
@@ -64,13 +83,23 @@ def test_row_of_an_ipv4_segment() -> None:
 def test_row_inside_a_tunnel_takes_the_inner_addresses() -> None:
     """IPv6 carried in IPv4 (6in4): the header nearest TCP is the segment's."""
     row = parse_row(
-        _line(**{
-            "frame.number": "1", "frame.time_epoch": "1.0", "tcp.stream": "0",
-            "frame.protocols": "eth:ethertype:ip:ipv6:tcp",
-            "ip.src": "192.0.2.1", "ip.dst": "192.0.2.2", "ipv6.src": "2001:db8::1",
-            "ipv6.dst": "2001:db8::2", "ip.ttl": "60", "ipv6.hlim": "55",
-            "ip.id": "0x0001", "tcp.srcport": "1", "tcp.dstport": "25",
-        })
+        _line(
+            **{
+                "frame.number": "1",
+                "frame.time_epoch": "1.0",
+                "tcp.stream": "0",
+                "frame.protocols": "eth:ethertype:ip:ipv6:tcp",
+                "ip.src": "192.0.2.1",
+                "ip.dst": "192.0.2.2",
+                "ipv6.src": "2001:db8::1",
+                "ipv6.dst": "2001:db8::2",
+                "ip.ttl": "60",
+                "ipv6.hlim": "55",
+                "ip.id": "0x0001",
+                "tcp.srcport": "1",
+                "tcp.dstport": "25",
+            }
+        )
     )
     assert row is not None
     assert (row.src, row.dst, row.ttl, row.ip_id) == ("2001:db8::1", "2001:db8::2", 55, None)
@@ -194,8 +223,14 @@ def _dialogue(replies_per_frame: int) -> list[Event]:
     events: list[Event] = []
     ref = FrameRef("t", 1)
     client = [b"EHLO c\r\n", b"MAIL FROM:<a@x>\r\n", b"RCPT TO:<b@y>\r\n", b"STARTTLS\r\n"]
-    server = [b"220 hi\r\n", b"250-s\r\n", b"250 STARTTLS\r\n", b"250 ok\r\n", b"250 ok\r\n",
-              b"220 go\r\n"]
+    server = [
+        b"220 hi\r\n",
+        b"250-s\r\n",
+        b"250 STARTTLS\r\n",
+        b"250 ok\r\n",
+        b"250 ok\r\n",
+        b"220 go\r\n",
+    ]
     events += synth.frame(_frame(1, 0, responses=server[:1]), S2C, ref, 0.0)
     events += synth.frame(_frame(2, 0, commands=client), C2S, ref, 1.0)
     offset = len(server[0])
@@ -217,7 +252,10 @@ def test_replies_answer_commands_in_order_however_they_are_framed(per_frame: int
         if isinstance(e, Reply)
     ]
     assert answered == [
-        (220, None, True), (250, "EHLO", False), (250, "MAIL", False), (250, "RCPT", False),
+        (220, None, True),
+        (250, "EHLO", False),
+        (250, "MAIL", False),
+        (250, "RCPT", False),
         (220, "STARTTLS", False),
     ]
     (tls,) = [e for e in events if isinstance(e, TlsStarted)]
@@ -237,7 +275,10 @@ def test_data_ends_at_the_dissectors_mark() -> None:
     (end,) = [e for e in out if isinstance(e, DataEnd)]
     assert end.complete and end.size == MESSAGE_SIZE and end.offset == 6 + len(body)
     assert [e.name for e in out if isinstance(e, MessageHeader)] == [
-        b"From", b"To", b"Subject", b"Message-ID",
+        b"From",
+        b"To",
+        b"Subject",
+        b"Message-ID",
     ]
 
 

@@ -27,9 +27,16 @@ from typing import Any
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-extensions", "--remote-debugging-pipe",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--remote-debugging-pipe",
 )
 CDP_IN_FD = 3
 """Chromium reads DevTools commands from this descriptor (`--remote-debugging-pipe`)."""
@@ -69,8 +76,11 @@ class Chromium:
 
         self.proc = subprocess.Popen(
             [executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(CDP_IN_FD, CDP_OUT_FD), preexec_fn=plumb,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(CDP_IN_FD, CDP_OUT_FD),
+            preexec_fn=plumb,
         )
         os.close(commands_r)
         os.close(replies_w)
@@ -81,8 +91,9 @@ class Chromium:
     def __enter__(self) -> Chromium:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -122,8 +133,9 @@ class Chromium:
         os.write(self._commands, json.dumps(message).encode() + b"\0")
         return self._next_id
 
-    def call(self, method: str, params: dict[str, Any] | None = None,
-             session: str | None = None) -> dict[str, Any]:
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, session: str | None = None
+    ) -> dict[str, Any]:
         wanted = self._send(method, params or {}, session)
         deadline = time.monotonic() + self.timeout_s
         while True:
@@ -152,20 +164,31 @@ class Chromium:
     def render(self, path: Path, width: int, height: int) -> Page:
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})[
-            "sessionId"]
+            "sessionId"
+        ]
         for domain in ("Page.enable", "Runtime.enable", "Log.enable"):
             self.call(domain, {}, session)
-        self.call("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
-                  session)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session,
+        )
         self.call("Page.navigate", {"url": path.resolve().as_uri()}, session)
         self.wait_for("Page.loadEventFired", session)
-        dom = self.call("Runtime.evaluate", {
-            "expression": "document.documentElement.outerHTML", "returnByValue": True,
-        }, session)["result"]["value"]
+        dom = self.call(
+            "Runtime.evaluate",
+            {
+                "expression": "document.documentElement.outerHTML",
+                "returnByValue": True,
+            },
+            session,
+        )["result"]["value"]
         shot = self.call("Page.captureScreenshot", {"format": "png"}, session)["data"]
-        console = [self._describe(e) for e in self._events
-                   if e.get("sessionId") == session and self._is_problem(e)]
+        console = [
+            self._describe(e)
+            for e in self._events
+            if e.get("sessionId") == session and self._is_problem(e)
+        ]
         self._events = [e for e in self._events if e.get("sessionId") != session]
         self.call("Target.closeTarget", {"targetId": target})
         return Page(dom=dom, png=base64.b64decode(shot), console=console)

@@ -50,8 +50,17 @@ FW_OUTSIDE_MAC = bytes.fromhex("0026cb3f1a01")
 FW_INSIDE_MAC = bytes.fromhex("0026cb3f1a02")
 SERVER_MAC = bytes.fromhex("5254000b0219")
 
-EHLO_KEYWORDS = ("PIPELINING", "SIZE 52428800", "VRFY", "ETRN", "STARTTLS",
-                 "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "CHUNKING")
+EHLO_KEYWORDS = (
+    "PIPELINING",
+    "SIZE 52428800",
+    "VRFY",
+    "ETRN",
+    "STARTTLS",
+    "ENHANCEDSTATUSCODES",
+    "8BITMIME",
+    "DSN",
+    "CHUNKING",
+)
 
 
 def _nat(raw: bytes, src: str | None = None, dst: str | None = None) -> bytes:
@@ -77,7 +86,7 @@ class Captures:
     box: Middlebox
     client_side: list[Rec] = field(default_factory=list)
     server_side: list[Rec] = field(default_factory=list)
-    ip_id: int = 0x3a10
+    ip_id: int = 0x3A10
 
     def next_id(self) -> int:
         self.ip_id = (self.ip_id + 1) & 0xFFFF
@@ -116,9 +125,14 @@ class Connection:
         pkt = parse(raw)
         assert pkt is not None
         if to_client:
-            self.caps.client_side.append(Rec(ether(_ttl(raw, -1) if pkt.ttl < 255 else raw,
-                                                   src=FW_OUTSIDE_MAC, dst=CLIENT_MAC),
-                                             at + OUTSIDE_LATENCY))
+            self.caps.client_side.append(
+                Rec(
+                    ether(
+                        _ttl(raw, -1) if pkt.ttl < 255 else raw, src=FW_OUTSIDE_MAC, dst=CLIENT_MAC
+                    ),
+                    at + OUTSIDE_LATENCY,
+                )
+            )
             if pkt.flags & TCP_RST:
                 self.dead = True
                 return
@@ -126,9 +140,16 @@ class Connection:
             self.c_rcv = (pkt.seq + len(pkt.payload) + bool(pkt.flags & (SYN | FIN))) % 2**32
         else:
             inside = _nat(raw, dst=PRIVATE_SERVER)
-            self.caps.server_side.append(Rec(ether(_ttl(inside, -1) if pkt.ttl < 255 else inside,
-                                                   src=FW_INSIDE_MAC, dst=SERVER_MAC),
-                                             at + INSIDE_LATENCY + SERVER_CLOCK_AHEAD))
+            self.caps.server_side.append(
+                Rec(
+                    ether(
+                        _ttl(inside, -1) if pkt.ttl < 255 else inside,
+                        src=FW_INSIDE_MAC,
+                        dst=SERVER_MAC,
+                    ),
+                    at + INSIDE_LATENCY + SERVER_CLOCK_AHEAD,
+                )
+            )
             if pkt.flags & TCP_RST:
                 self.dead = True
                 return
@@ -139,17 +160,22 @@ class Connection:
         """One flight, cut into MSS-sized segments, through the box."""
         if self.dead:
             return
-        chunks = [payload[i:i + MSS] for i in range(0, len(payload), MSS)] or [b""]
+        chunks = [payload[i : i + MSS] for i in range(0, len(payload), MSS)] or [b""]
         for chunk in chunks:
             raw = self._packet(from_client, flags, chunk)
             if from_client:
-                self.caps.client_side.append(Rec(ether(raw, src=CLIENT_MAC, dst=FW_OUTSIDE_MAC),
-                                                 self.now))
+                self.caps.client_side.append(
+                    Rec(ether(raw, src=CLIENT_MAC, dst=FW_OUTSIDE_MAC), self.now)
+                )
                 at = self.now + OUTSIDE_LATENCY
             else:
                 inside = _nat(raw, src=PRIVATE_SERVER)
-                self.caps.server_side.append(Rec(ether(inside, src=SERVER_MAC, dst=FW_INSIDE_MAC),
-                                                 self.now + SERVER_CLOCK_AHEAD))
+                self.caps.server_side.append(
+                    Rec(
+                        ether(inside, src=SERVER_MAC, dst=FW_INSIDE_MAC),
+                        self.now + SERVER_CLOCK_AHEAD,
+                    )
+                )
                 at = self.now + INSIDE_LATENCY
             verdict = self.caps.box.handle(raw)
             if verdict.action is Action.ACCEPT:
@@ -225,8 +251,13 @@ def _message(subject: str, msgid: str, dkim: bool, body_lines: int = 12) -> byte
     return ("\r\n".join(headers) + "\r\n\r\n" + "\r\n".join(body) + "\r\n").encode()
 
 
-def converse(conn: Connection, helo: str, mails: list[Mail], want_tls: bool,
-             banner: bytes = b"220 mx1.example.net ESMTP Postfix (Debian/GNU)\r\n") -> None:
+def converse(
+    conn: Connection,
+    helo: str,
+    mails: list[Mail],
+    want_tls: bool,
+    banner: bytes = b"220 mx1.example.net ESMTP Postfix (Debian/GNU)\r\n",
+) -> None:
     """The client's side of a dialogue, reacting to what the client received."""
     conn.handshake()
     conn.send(False, banner)
@@ -278,34 +309,57 @@ class Scenario:
 
 
 def _scenarios() -> list[Scenario]:
-    statement = Mail("billing@example.org", ("accounts@example.net",),
-                     _message("Statement March 2024", "20240305091400.1@example.org", False))
-    payroll = Mail("hr@example.org", ("payroll@example.net", "cfo@example.net"),
-                   _message("Payroll run", "20240305091500.2@example.org", False))
-    signed = Mail("billing@example.org", ("accounts@example.net",),
-                  _message("Invoice 2024-0117", "20240305091400.3@example.org", True,
-                           body_lines=160))
+    statement = Mail(
+        "billing@example.org",
+        ("accounts@example.net",),
+        _message("Statement March 2024", "20240305091400.1@example.org", False),
+    )
+    payroll = Mail(
+        "hr@example.org",
+        ("payroll@example.net", "cfo@example.net"),
+        _message("Payroll run", "20240305091500.2@example.org", False),
+    )
+    signed = Mail(
+        "billing@example.org",
+        ("accounts@example.net",),
+        _message("Invoice 2024-0117", "20240305091400.3@example.org", True, body_lines=160),
+    )
     asa = Policy(randomize_isn=True, mask_banner=True, mask_ehlo_keywords=True)
     return [
-        Scenario("pix-starttls-masked", asa, (
-            ("198.51.100.7", 0.0, "mail.example.org", [statement], True),
-            ("198.51.100.7", 61.5, "mail.example.org", [payroll], True),
-            ("198.51.100.7", 183.25, "mail.example.org", [], True),
-        )),
-        Scenario("pix-dkim-reset", Policy(randomize_isn=True, reset_after_dkim_header=True), (
-            ("192.0.2.44", 0.0, "out1.example.org", [signed], False),
-            ("192.0.2.44", 300.0, "out1.example.org", [signed], False),
-            ("192.0.2.44", 420.0, "out1.example.org", [statement], False),
-        )),
-        Scenario("asa-starttls-command-masked",
-                 Policy(randomize_isn=True, mask_commands=True), (
-            ("198.51.100.9", 0.0, "relay.example.org", [statement], True),
-            ("198.51.100.9", 45.0, "relay.example.org", [payroll], True),
-        )),
-        Scenario("clean", Policy(), (
-            ("198.51.100.7", 0.0, "mail.example.org", [statement], True),
-            ("198.51.100.7", 30.0, "mail.example.org", [payroll], False),
-        )),
+        Scenario(
+            "pix-starttls-masked",
+            asa,
+            (
+                ("198.51.100.7", 0.0, "mail.example.org", [statement], True),
+                ("198.51.100.7", 61.5, "mail.example.org", [payroll], True),
+                ("198.51.100.7", 183.25, "mail.example.org", [], True),
+            ),
+        ),
+        Scenario(
+            "pix-dkim-reset",
+            Policy(randomize_isn=True, reset_after_dkim_header=True),
+            (
+                ("192.0.2.44", 0.0, "out1.example.org", [signed], False),
+                ("192.0.2.44", 300.0, "out1.example.org", [signed], False),
+                ("192.0.2.44", 420.0, "out1.example.org", [statement], False),
+            ),
+        ),
+        Scenario(
+            "asa-starttls-command-masked",
+            Policy(randomize_isn=True, mask_commands=True),
+            (
+                ("198.51.100.9", 0.0, "relay.example.org", [statement], True),
+                ("198.51.100.9", 45.0, "relay.example.org", [payroll], True),
+            ),
+        ),
+        Scenario(
+            "clean",
+            Policy(),
+            (
+                ("198.51.100.7", 0.0, "mail.example.org", [statement], True),
+                ("198.51.100.7", 30.0, "mail.example.org", [payroll], False),
+            ),
+        ),
     ]
 
 
@@ -390,8 +444,11 @@ def bundled() -> None:
             if not (folder / "client-side.pcap").exists():
                 print(f"{pair}: not bundled, skipped", file=sys.stderr)
                 continue
-            report = build_report(analyze(client_side=folder / "client-side.pcap",
-                                          server_side=folder / "server-side.pcap"))
+            report = build_report(
+                analyze(
+                    client_side=folder / "client-side.pcap", server_side=folder / "server-side.pcap"
+                )
+            )
             report["generator"]["version"] = "fixture"
             name = "captured-" + pair.replace("/", "-")
             (DATA / f"{name}.json").write_text(dumps(report), encoding="ascii")
@@ -417,7 +474,8 @@ def main() -> int:
                     single = build_report(analyze(client))
                     single["generator"]["version"] = "fixture"
                     (DATA / "pix-starttls-masked-client-only.json").write_text(
-                        dumps(single), encoding="ascii")
+                        dumps(single), encoding="ascii"
+                    )
                 print(f"{scenario.name}: {len(report['findings'])} finding(s)", file=sys.stderr)
         finally:
             os.chdir(cwd)

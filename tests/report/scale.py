@@ -21,12 +21,22 @@ def scaled(report: Report, copies: int) -> Report:
     for k in range(copies):
         shift = 3600.0 * k
         for s in base["sessions"]:
-            s2 = dict(s, id=rename(s["id"], k), peer=rename(s.get("peer"), k),
-                      start=s["start"] + shift, end=s["end"] + shift)
+            s2 = dict(
+                s,
+                id=rename(s["id"], k),
+                peer=rename(s.get("peer"), k),
+                start=s["start"] + shift,
+                end=s["end"] + shift,
+            )
             out["sessions"].append(s2)
         for p in base["pairs"]:
-            out["pairs"].append(dict(p, client_side=rename(p["client_side"], k),
-                                     server_side=rename(p["server_side"], k)))
+            out["pairs"].append(
+                dict(
+                    p,
+                    client_side=rename(p["client_side"], k),
+                    server_side=rename(p["server_side"], k),
+                )
+            )
         for f in base["findings"]:
             f2 = copy.deepcopy(f)
             f2["id"] = f"{f['id']}.{k}"
@@ -36,6 +46,7 @@ def scaled(report: Report, copies: int) -> Report:
                     ev["ts"] += shift
             out["findings"].append(f2)
         for sid, lines in base["transcripts"].items():
-            out["transcripts"][rename(sid, k)] = [dict(line, ts=line["ts"] + shift)
-                                                  for line in lines]
+            out["transcripts"][rename(sid, k)] = [
+                dict(line, ts=line["ts"] + shift) for line in lines
+            ]
     return cast(Report, out)

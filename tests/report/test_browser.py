@@ -77,8 +77,9 @@ def test_the_page_runs_its_script_without_errors(rendered: dict[str, Page], name
 
 
 @pytest.mark.parametrize("name", FIXTURES)
-def test_the_diagrams_and_marked_differences_are_rendered(rendered: dict[str, Page],
-                                                          name: str) -> None:
+def test_the_diagrams_and_marked_differences_are_rendered(
+    rendered: dict[str, Page], name: str
+) -> None:
     report = load(name)
     dom = rendered[name].dom
     expected = min(20, len(digest.affected_connections(report, digest.Index(report))))

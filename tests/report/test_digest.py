@@ -34,8 +34,11 @@ def test_a_downgrade_by_a_proxy_gets_the_proxy_fix() -> None:
     report = cast(dict[str, Any], copy.deepcopy(load("pix-starttls-masked")))
     for finding in report["findings"]:
         if finding["kind"] == "ehlo_keyword_masked":
-            finding.update(kind="ehlo_keyword_removed", cause="A proxy removed it.",
-                           remediation="Configure the proxy to pass STARTTLS.")
+            finding.update(
+                kind="ehlo_keyword_removed",
+                cause="A proxy removed it.",
+                remediation="Configure the proxy to pass STARTTLS.",
+            )
         if finding["kind"] == "tls_downgrade":
             finding["details"]["because_of"] = ["ehlo_keyword_removed"]
     v = verdict(cast(Report, report))
@@ -56,8 +59,10 @@ def test_the_dkim_verdict_says_mail_is_stuck_and_retried() -> None:
 def test_two_identical_sides_give_a_clean_verdict() -> None:
     v = verdict(load("clean"))
     assert v.clean and v.headline == "No difference between the two sides"
-    assert v.happened.startswith("All 2 paired sessions (2024-03-05 09:14:02.250 → "
-                                 "2024-03-05 09:14:32.250 UTC) are byte-identical")
+    assert v.happened.startswith(
+        "All 2 paired sessions (2024-03-05 09:14:02.250 → "
+        "2024-03-05 09:14:32.250 UTC) are byte-identical"
+    )
 
 
 def test_one_capture_gives_symptoms_with_their_confidence() -> None:
@@ -113,36 +118,71 @@ def test_forged_resets_start_at_the_firewall_and_lost_bytes_stop_there() -> None
 
 def _removal_report() -> Report:
     """A proxy deleted the STARTTLS line of the EHLO reply: later offsets shift by its length."""
+
     def line(direction: str, offset: int, text: str, ts: float, frame: int) -> dict[str, Any]:
         return {"direction": direction, "offset": offset, "text": text, "ts": ts, "frame": frame}
 
     sent_ehlo = "250-mx\n250-STARTTLS\n250 SIZE"
     got_ehlo = "250-mx\n250 SIZE"
-    server = [line(S2C, 0, "220 mx", 10.0, 1), line(C2S, 0, "EHLO c", 10.1, 2),
-              line(S2C, 8, sent_ehlo, 10.2, 3), line(C2S, 8, "QUIT", 10.3, 4),
-              line(S2C, 8 + 32, "221 bye", 10.4, 5)]
-    client = [line(S2C, 0, "220 mx", 10.0, 1), line(C2S, 0, "EHLO c", 10.1, 2),
-              line(S2C, 8, got_ehlo, 10.2, 3), line(C2S, 8, "QUIT", 10.3, 4),
-              line(S2C, 8 + 18, "221 bye", 10.4, 5)]
-    return cast(Report, {
-        "schema": "smtpfw.report/1", "generator": {}, "clock_offset_s": 0.0, "clock": None,
-        "captures": [{"id": "client", "role": "client-side", "files": []},
-                     {"id": "server", "role": "server-side", "files": []}],
-        "sessions": [{"id": "client#0", "capture": "client"},
-                     {"id": "server#0", "capture": "server"}],
-        "pairs": [{"client_side": "client#0", "server_side": "server#0", "end_mismatches": [],
-                   "divergences": [{"direction": S2C, "kind": "removal", "sent_offset": 15,
-                                    "received_offset": 15, "sent_length": 14,
-                                    "received_length": 0}]}],
-        "findings": [], "transcripts": {"client#0": client, "server#0": server}, "summary": {},
-    })
+    server = [
+        line(S2C, 0, "220 mx", 10.0, 1),
+        line(C2S, 0, "EHLO c", 10.1, 2),
+        line(S2C, 8, sent_ehlo, 10.2, 3),
+        line(C2S, 8, "QUIT", 10.3, 4),
+        line(S2C, 8 + 32, "221 bye", 10.4, 5),
+    ]
+    client = [
+        line(S2C, 0, "220 mx", 10.0, 1),
+        line(C2S, 0, "EHLO c", 10.1, 2),
+        line(S2C, 8, got_ehlo, 10.2, 3),
+        line(C2S, 8, "QUIT", 10.3, 4),
+        line(S2C, 8 + 18, "221 bye", 10.4, 5),
+    ]
+    return cast(
+        Report,
+        {
+            "schema": "smtpfw.report/1",
+            "generator": {},
+            "clock_offset_s": 0.0,
+            "clock": None,
+            "captures": [
+                {"id": "client", "role": "client-side", "files": []},
+                {"id": "server", "role": "server-side", "files": []},
+            ],
+            "sessions": [
+                {"id": "client#0", "capture": "client"},
+                {"id": "server#0", "capture": "server"},
+            ],
+            "pairs": [
+                {
+                    "client_side": "client#0",
+                    "server_side": "server#0",
+                    "end_mismatches": [],
+                    "divergences": [
+                        {
+                            "direction": S2C,
+                            "kind": "removal",
+                            "sent_offset": 15,
+                            "received_offset": 15,
+                            "sent_length": 14,
+                            "received_length": 0,
+                        }
+                    ],
+                }
+            ],
+            "findings": [],
+            "transcripts": {"client#0": client, "server#0": server},
+            "summary": {},
+        },
+    )
 
 
 def test_lines_after_a_removal_are_still_matched_by_shifted_offset() -> None:
     steps = align(_removal_report(), "client#0", "server#0")
     assert [s.kind for s in steps].count("lost") == 1
-    bye = next(s for s in steps
-               if s.kind == "line" and "221" in str((s.client_side or {}).get("text")))
+    bye = next(
+        s for s in steps if s.kind == "line" and "221" in str((s.client_side or {}).get("text"))
+    )
     assert bye.server_side is not None and not bye.differs
     ehlo = next(s for s in steps if "250-mx" in str((s.client_side or {}).get("text")))
     assert ehlo.server_side is not None and ehlo.differs
@@ -161,7 +201,10 @@ def test_checks_name_the_file_the_stream_and_the_frames() -> None:
 def test_remediation_text_splits_into_prose_and_configuration() -> None:
     blocks = digest.blocks("Do this:\n    policy-map x\n     class y\nThen `show run`.")
     assert [(b.code, b.text) for b in blocks] == [
-        (False, "Do this:"), (True, "policy-map x\n class y"), (False, "Then `show run`.")]
+        (False, "Do this:"),
+        (True, "policy-map x\n class y"),
+        (False, "Then `show run`."),
+    ]
     assert digest.inline_code("a `b` c `d") == [("a ", False), ("b", True), (" c `d", False)]
 
 

@@ -22,10 +22,55 @@ from analyzer.text import visible
 from .conftest import FIXTURES, load
 
 ALLOWED_TAGS = {
-    "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "h4", "p", "nav",
-    "a", "section", "dl", "dt", "dd", "div", "span", "pre", "code", "article", "ul", "li", "b",
-    "em", "br", "table", "thead", "tbody", "tr", "th", "td", "mark", "details", "summary", "input",
-    "footer", "script", "svg", "g", "rect", "line", "polygon", "circle", "path", "text", "tspan",
+    "html",
+    "head",
+    "meta",
+    "title",
+    "style",
+    "body",
+    "header",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "p",
+    "nav",
+    "a",
+    "section",
+    "dl",
+    "dt",
+    "dd",
+    "div",
+    "span",
+    "pre",
+    "code",
+    "article",
+    "ul",
+    "li",
+    "b",
+    "em",
+    "br",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "mark",
+    "details",
+    "summary",
+    "input",
+    "footer",
+    "script",
+    "svg",
+    "g",
+    "rect",
+    "line",
+    "polygon",
+    "circle",
+    "path",
+    "text",
+    "tspan",
 }
 VOID = {"meta", "br", "input", "rect", "line", "polygon", "circle", "path"}
 
@@ -64,8 +109,11 @@ class Page(HTMLParser):
             self.text.append(data)
 
     def of(self, tag: str, cls: str | None = None) -> list[dict[str, str | None]]:
-        return [a for t, a in self.tags
-                if t == tag and (cls is None or cls in (a.get("class") or "").split())]
+        return [
+            a
+            for t, a in self.tags
+            if t == tag and (cls is None or cls in (a.get("class") or "").split())
+        ]
 
 
 def _check_safe(html_text: str) -> Page:
@@ -141,19 +189,34 @@ def test_hostile_captured_strings_render_as_text() -> None:
     report = load("hostile")
     page = _check_safe(render_html(report))
     text = "".join(page.text)
-    for attack in ("<script>document.title='pwned'</script>",
-                   "</svg></table></pre><script>alert(1)</script>",
-                   "\"'><img src=x onerror=alert(1)>", "${css} $$ &amp; &lt; <!-- ]]> {{x}}",
-                   visible("\x1b[31mred\x1b[0m\x00NUL\x07bell\r\rCR"),
-                   visible("\udcff\udcfe undecodable \ud800 lone surrogate \u202e bidi")):
+    for attack in (
+        "<script>document.title='pwned'</script>",
+        "</svg></table></pre><script>alert(1)</script>",
+        "\"'><img src=x onerror=alert(1)>",
+        "${css} $$ &amp; &lt; <!-- ]]> {{x}}",
+        visible("\x1b[31mred\x1b[0m\x00NUL\x07bell\r\rCR"),
+        visible("\udcff\udcfe undecodable \ud800 lone surrogate \u202e bidi"),
+    ):
         assert attack in text, attack
     assert [t for t, _ in page.tags].count("img") == 0
     title = page.of("title")
     assert title and "pwned" not in "".join(page.text[:3])
 
 
-FIELDS = ("banner", "transcript", "summary", "excerpt", "note", "mail_from", "client", "path",
-          "cause", "kind", "severity", "id")
+FIELDS = (
+    "banner",
+    "transcript",
+    "summary",
+    "excerpt",
+    "note",
+    "mail_from",
+    "client",
+    "path",
+    "cause",
+    "kind",
+    "severity",
+    "id",
+)
 
 
 def _inject(report: Report, field: str, value: str) -> Report:

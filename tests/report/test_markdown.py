@@ -36,15 +36,25 @@ def _sections(text: str) -> list[str]:
 
 def test_the_verdict_comes_first_and_answers_the_questions() -> None:
     text = render_markdown(load("pix-starttls-masked"))
-    assert _sections(text) == ["## Verdict", "## Findings", "## Affected sessions", "## Timeline",
-                               "## Appendix"]
+    assert _sections(text) == [
+        "## Verdict",
+        "## Findings",
+        "## Affected sessions",
+        "## Timeline",
+        "## Appendix",
+    ]
     verdict = text.split("## Findings")[0]
-    for fact in ("| What happened |", "| Between | client 198.51.100.7 → server 203.0.113.25:25",
-                 "| Affected | 3 of 3 connections, 2 messages |",
-                 "| Since | 2024-03-05 09:14:02.250 UTC", "| Until | 2024-03-05 09:17:05.500 UTC",
-                 "| Security impact | 2 messages crossed the network in cleartext",
-                 "| Most likely cause | Cisco PIX/ASA ESMTP inspection masks EHLO keywords",
-                 "### The one change that fixes it", "allow-tls action log"):
+    for fact in (
+        "| What happened |",
+        "| Between | client 198.51.100.7 → server 203.0.113.25:25",
+        "| Affected | 3 of 3 connections, 2 messages |",
+        "| Since | 2024-03-05 09:14:02.250 UTC",
+        "| Until | 2024-03-05 09:17:05.500 UTC",
+        "| Security impact | 2 messages crossed the network in cleartext",
+        "| Most likely cause | Cisco PIX/ASA ESMTP inspection masks EHLO keywords",
+        "### The one change that fixes it",
+        "allow-tls action log",
+    ):
         assert fact in verdict
 
 
@@ -56,8 +66,10 @@ def test_the_masked_keyword_is_shown_as_sent_and_as_received_with_carets() -> No
 
 def test_verification_names_files_frames_and_filters() -> None:
     text = render_markdown(load("pix-dkim-reset"))
-    assert ("| F1 | client-side: captures/pix-dkim-reset/client-side.pcap | 13, 18 | "
-            "`tcp.stream eq 0` and `frame.number == 13 \\|\\| frame.number == 18` |") in text
+    assert (
+        "| F1 | client-side: captures/pix-dkim-reset/client-side.pcap | 13, 18 | "
+        "`tcp.stream eq 0` and `frame.number == 13 \\|\\| frame.number == 18` |"
+    ) in text
 
 
 def test_a_clean_pair_says_so() -> None:
