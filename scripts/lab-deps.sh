@@ -14,7 +14,7 @@ PYTHON="$VENV/bin/python"
 # program or file -> Debian package
 PACKAGES=(
   iproute2          # ip, ss: namespaces, veth, routes
-  iptables          # SNAT, NFQUEUE, REDIRECT
+  iptables          # SNAT, NFQUEUE, REDIRECT, string match + REJECT tcp-reset
   conntrack         # flush translations between scenarios
   ethtool           # offloads off: wire-sized segments, real checksums
   procps            # sysctl
@@ -23,6 +23,9 @@ PACKAGES=(
   wireshark-common  # editcap: pcap -> pcapng
   postfix           # the real MTA
   swaks             # a real SMTP client
+  nginx             # a full proxy with its own greeting: nginx's mail proxy ...
+  libnginx-mod-mail # ... (ngx_mail_module.so)
+  haproxy           # a plain full proxy (TCP mode)
   libnet-ssleay-perl  # swaks STARTTLS
   openssl           # certificates, DKIM key
   libnetfilter-queue-dev  # NetfilterQueue builds against it

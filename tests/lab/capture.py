@@ -1,9 +1,10 @@
 """tcpdump on the middlebox's interfaces: start it, know it listens, stop it without losing packets.
 
 What it does: runs tcpdump inside the fw namespace (packet-buffered `-U`, `--immediate-mode`,
-full snap length, no name resolution, optional `-i any` with the SLL2 link type and an `ifindex`
-filter, optional nanosecond time stamps), waits for its "listening on" line, stops it with
-SIGINT and reads its packet counters; converts a finished file to pcapng with editcap.
+full snap length unless a scenario cuts it, no name resolution, optional `-i any` with the SLL2
+link type and an `ifindex` filter, optional nanosecond time stamps), waits for its "listening
+on" line, stops it with SIGINT and reads its packet counters; converts a finished file to pcapng
+with editcap.
 What it does not do: read the packets (see `pcapread.py`).
 """
 
@@ -40,6 +41,8 @@ class CaptureSpec:
     bpf: str
     sll2: bool = False
     nanoseconds: bool = False
+    snaplen: int = 0
+    """Bytes kept of each packet (tcpdump -s); 0: whole packets."""
 
 
 class Tcpdump:
@@ -50,7 +53,7 @@ class Tcpdump:
 
     def start(self) -> None:
         s = self.spec
-        argv = ["tcpdump", "-i", s.interface, "-w", str(s.path), "-U", "-n", "-s", "0",
+        argv = ["tcpdump", "-i", s.interface, "-w", str(s.path), "-U", "-n", "-s", str(s.snaplen),
                 "--immediate-mode", "-Z", "root"]  # fmt: skip
         if s.sll2:
             argv += ["-y", LINUX_SLL2]

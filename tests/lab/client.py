@@ -7,7 +7,9 @@ What it does, per session in the plan file:
 - `swaks`: the real swaks binary with `--tls-optional` and the same message;
 - `typing`: a person at a telnet prompt — one character per TCP segment (TCP_NODELAY and a
   pause between characters), Enter sends CRLF;
-sessions run one after another or all at once. Every outcome (delivered, reset, rejected) is a
+sessions run one after another, all at once, or a fixed number in flight started a few
+milliseconds apart (a list server's run). A session may hold after EHLO or RCPT until the runner
+says go (it starts or stops a capture meanwhile). Every outcome (delivered, reset, rejected) is a
 result, never an exception.
 What it does not do: build messages (the runner writes them) or judge the outcome.
 
@@ -30,6 +32,10 @@ from typing import Any
 
 SESSION_TIMEOUT_SECONDS = 20.0
 REPLY_LIMIT = 65536
+HOLD_TIMEOUT_SECONDS = 20.0
+HOLD_POLL_SECONDS = 0.005
+STAGGER_SECONDS = 0.004
+"""Between the starts of two sessions of a run with a fixed number in flight."""
 
 
 @dataclass
@@ -70,10 +76,22 @@ def _tls_context() -> ssl.SSLContext:
     return context
 
 
+def _hold(plan: dict[str, Any], point: str) -> None:
+    """At the plan's hold point: say so, then wait until the runner says go."""
+    if plan.get("hold") != point:
+        return
+    Path(plan["hold_ready"]).touch()
+    go = Path(plan["hold_go"])
+    deadline = time.monotonic() + HOLD_TIMEOUT_SECONDS
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(HOLD_POLL_SECONDS)
+
+
 def run_smtplib(plan: dict[str, Any]) -> Result:
     res = Result("smtplib", plan["source"], plan.get("message_id"))
     message = Path(plan["message_file"]).read_bytes()
-    client = smtplib.SMTP(timeout=SESSION_TIMEOUT_SECONDS, source_address=(plan["source"], 0))
+    source = (plan["source"], int(plan.get("source_port", 0)))
+    client = smtplib.SMTP(timeout=SESSION_TIMEOUT_SECONDS, source_address=source)
     try:
         # connect() alone leaves the name STARTTLS sends as SNI empty.
         client._host = plan["server"]  # type: ignore[attr-defined]
@@ -85,6 +103,7 @@ def run_smtplib(plan: dict[str, Any]) -> Result:
         client.ehlo(plan["helo"])
         res.ehlo_keywords = sorted(k.upper() for k in client.esmtp_features)
         res.starttls_offered = client.has_extn("starttls")
+        _hold(plan, "ehlo")
         if res.starttls_offered and plan.get("try_starttls", True):
             try:
                 code, _ = client.starttls(context=_tls_context())
@@ -99,6 +118,7 @@ def run_smtplib(plan: dict[str, Any]) -> Result:
         for rcpt in plan["rcpt_to"]:
             code, text = client.rcpt(rcpt)
             res.replies.append(f"RCPT {code}")
+        _hold(plan, "rcpt")
         code, text = client.data(message)
         res.replies.append(f"DATA {code} {text.decode(errors='replace')}")
         res.outcome = "delivered" if code == 250 else "rejected"
@@ -186,8 +206,33 @@ def run_typing(plan: dict[str, Any]) -> Result:
 RUNNERS = {"smtplib": run_smtplib, "swaks": run_swaks, "typing": run_typing}
 
 
+def run_in_flight(sessions: list[dict[str, Any]], in_flight: int) -> list[Result]:
+    """Run the sessions with `in_flight` of them open at once, starts staggered."""
+    results: list[Result | None] = [None] * len(sessions)
+    slots = threading.Semaphore(in_flight)
+
+    def worker(i: int) -> None:
+        try:
+            results[i] = RUNNERS[sessions[i]["kind"]](sessions[i])
+        finally:
+            slots.release()
+
+    threads = []
+    for i in range(len(sessions)):
+        slots.acquire()
+        t = threading.Thread(target=worker, args=(i,))
+        t.start()
+        threads.append(t)
+        time.sleep(STAGGER_SECONDS)
+    for t in threads:
+        t.join()
+    return [r for r in results if r is not None]
+
+
 def run_plan(plan: dict[str, Any]) -> list[Result]:
     sessions: list[dict[str, Any]] = plan["sessions"]
+    if plan.get("concurrency"):
+        return run_in_flight(sessions, int(plan["concurrency"]))
     if not plan.get("parallel"):
         return [RUNNERS[s["kind"]](s) for s in sessions]
     results: list[Result | None] = [None] * len(sessions)

@@ -1,8 +1,9 @@
 """What the lab needs from the machine, checked before anything is built.
 
-What it does: lists the missing pieces by name — root, each program, each Python module, the
-postfix user, and what the kernel must do (network namespaces, veth pairs, the NFQUEUE target
-delivering packets to a user-space queue) — the last by a short probe in a throw-away namespace.
+What it does: lists the missing pieces by name — root, each program, each Python module, nginx's
+mail module, the postfix user, and what the kernel must do (network namespaces, veth pairs, the
+NFQUEUE target delivering packets to a user-space queue, the string and connmark matches and the
+REJECT target) — the last by a short probe in a throw-away namespace.
 What it does not do: install anything (scripts/lab-deps.sh does).
 """
 
@@ -15,6 +16,7 @@ import shutil
 
 from . import addresses as A
 from .shell import LabError, python_module, run
+from .thirdparty import NGINX_MAIL_MODULE, string_reset_rules
 
 PROGRAMS = {
     "ip": "iproute2",
@@ -30,6 +32,8 @@ PROGRAMS = {
     "postconf": "postfix",
     "swaks": "swaks",
     "openssl": "openssl",
+    "nginx": "nginx",
+    "haproxy": "haproxy",
 }
 MODULES = {"netfilterqueue": "NetfilterQueue", "dkim": "dkimpy", "aiosmtpd": "aiosmtpd"}
 PROBE_QUEUE = 9
@@ -42,6 +46,12 @@ def missing_programs() -> list[str]:
         for name, pkg in PROGRAMS.items()
         if shutil.which(name) is None
     ]
+
+
+def missing_files() -> list[str]:
+    if NGINX_MAIL_MODULE.exists():
+        return []
+    return [f"nginx mail module {NGINX_MAIL_MODULE} (Debian package libnginx-mod-mail)"]
 
 
 def missing_modules() -> list[str]:
@@ -75,6 +85,12 @@ def kernel_problems() -> list[str]:
                 problems.append("kernel: NFQUEUE delivered no packet to user space")
         except LabError as exc:
             problems.append(f"kernel: NFQUEUE target or queue unusable ({exc})")
+        for rule in string_reset_rules():
+            try:
+                run(["iptables", "-w", *rule], netns=ns)
+            except LabError as exc:
+                problems.append(f"kernel: iptables string/connmark/REJECT unusable ({exc})")
+                break
     finally:
         run(["ip", "netns", "delete", ns], check=False)
     return problems
@@ -84,7 +100,7 @@ def missing_pieces() -> list[str]:
     """Everything the lab lacks, named; [] when it can run."""
     if os.geteuid() != 0:
         return ["root (network namespaces, iptables and tcpdump need it)"]
-    missing = missing_programs() + missing_modules()
+    missing = missing_programs() + missing_files() + missing_modules()
     try:
         pwd.getpwnam("postfix")
     except KeyError:

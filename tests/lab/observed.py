@@ -2,8 +2,11 @@
 
 What it does: reads both captures of a `ScenarioRun` once (tshark), groups frames into
 connections, and pairs each client-side connection with the server-side connection it became —
-by the ISN offset the middlebox logged (server-side SYN = client-side SYN + offset), by the
-unchanged 4-tuple when nothing translated, or by order when a proxy re-terminated TCP.
+the ground truth, from what the boxes themselves recorded: conntrack's NAT table (client
+"ip:port" → translated "ip:port"), a proxy's log of which client it relayed from which local
+port (then translated by conntrack), the unchanged 4-tuple when nothing translated, or by order
+when nothing recorded it (one session at a time through nginx). The ISN offset the rewriter
+logged is kept per pair.
 What it does not do: decide whether what it shows is right (the tests do).
 """
 
@@ -15,7 +18,6 @@ from pathlib import Path
 
 from .pcapread import Connection, Frame, connections, read_frames
 from .runner import ScenarioRun
-from .tcpip import SEQ_MODULUS
 
 
 @functools.lru_cache(maxsize=64)
@@ -78,22 +80,38 @@ class Observed:
         return self.pairs[0]
 
 
+def _endpoint(c: Connection) -> str:
+    return f"{c.client}:{c.client_port}"
+
+
+def ground_truth(run: ScenarioRun) -> dict[str, str]:
+    """Client-side client "ip:port" → the server-side client "ip:port" it became, where known."""
+    truth: dict[str, str] = {}
+    for note in run.middlebox_log:
+        if note.get("event") == "proxied":
+            via = str(note["via"])
+            truth[str(note["client"])] = run.translations.get(via, via)
+    if not run.scenario.full_proxy:
+        truth |= run.translations
+    return truth
+
+
 def _pair(run: ScenarioRun, outside: list[Connection], inside: list[Connection]) -> list[SidePair]:
     offsets = middlebox_offsets(run)
+    truth = ground_truth(run)
+    by_endpoint = {_endpoint(s): s for s in inside}
     pairs = []
     unused = list(inside)
     for c in outside:
         off = offsets.get(conn_key(c))
         match: Connection | None = None
-        syn = c.syn(True)
-        if off is not None and syn is not None:
-            want = (syn.seq + off.client) % SEQ_MODULUS
-            match = next((s for s in unused if (s.syn(True) or syn).seq == want), None)
+        if _endpoint(c) in truth:
+            match = by_endpoint.get(truth[_endpoint(c)])
         elif not run.scenario.nat:
-            match = next((s for s in unused if conn_key(s) == conn_key(c)), None)
-        elif unused:
+            match = by_endpoint.get(_endpoint(c))
+        elif run.scenario.full_proxy and unused:
             match = unused[0]
-        if match is not None:
+        if match is not None and match in unused:
             unused.remove(match)
             pairs.append(SidePair(c, match, off))
     return pairs

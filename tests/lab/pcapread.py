@@ -1,9 +1,9 @@
 """Read the lab's captures with tshark, an implementation independent of smtpfw's own reader.
 
 What it does: turns every TCP packet of a pcap/pcapng file into a `Frame` (raw sequence numbers,
-flags, TTL, IP-ID, payload, SACK edges, checksum verdict), groups them into connections with the
-bytes each direction carried, and reads a file's format, link type and time-stamp resolution
-from its first bytes.
+flags, TTL, IP-ID, payload, SACK edges, TCP timestamp, checksum verdict, captured and wire
+length), groups them into connections with the bytes each direction carried, and reads a file's
+format, link type and time-stamp resolution from its first bytes.
 What it does not do: reassemble out-of-order data (the lab's wire is a veth: nothing reorders),
 or interpret SMTP.
 """
@@ -23,6 +23,7 @@ FIELDS = (
     "frame.number", "frame.time_epoch", "ip.src", "ip.dst", "tcp.srcport", "tcp.dstport",
     "tcp.seq_raw", "tcp.ack_raw", "tcp.flags", "ip.ttl", "ip.id", "tcp.payload",
     "tcp.options.sack_le", "tcp.options.sack_re", "tcp.checksum.status", "ip.checksum.status",
+    "tcp.options.timestamp.tsval", "frame.cap_len", "frame.len",
 )  # fmt: skip
 TSHARK_PREFS = (
     "tcp.relative_sequence_numbers:FALSE",
@@ -59,6 +60,12 @@ class Frame:
     sack: tuple[tuple[int, int], ...]
     tcp_checksum_good: bool
     ip_checksum_good: bool
+    tsval: int | None = None
+    """TCP timestamp option value (RFC 7323), None without the option."""
+    cap_len: int = 0
+    """Bytes of the frame in the capture file."""
+    wire_len: int = 0
+    """Bytes the frame had on the wire (more than cap_len when the snap length cut it)."""
 
     def has(self, flag: int) -> bool:
         return bool(self.flags & flag)
@@ -105,6 +112,9 @@ def read_frames(path: Path) -> list[Frame]:
                 sack=tuple(zip(lefts, rights, strict=False)),
                 tcp_checksum_good=cols[14] == str(CHECKSUM_GOOD),
                 ip_checksum_good=cols[15].split(",")[0] == str(CHECKSUM_GOOD),
+                tsval=int(cols[16].split(",")[0]) if cols[16] else None,
+                cap_len=int(cols[17]),
+                wire_len=int(cols[18]),
             )
         )
     return frames

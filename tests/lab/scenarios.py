@@ -22,6 +22,7 @@ class Kind(enum.StrEnum):
     """Finding kinds of the report contract (report.json `findings[].kind`)."""
 
     BANNER_MASKED = "banner_masked"
+    BANNER_REPLACED = "banner_replaced"
     EHLO_KEYWORD_MASKED = "ehlo_keyword_masked"
     EHLO_KEYWORD_REMOVED = "ehlo_keyword_removed"
     COMMAND_MASKED = "command_masked"
@@ -59,6 +60,12 @@ class Behaviour(enum.StrEnum):
     DROP_LONG_HEADER_LINES = "drop_long_header_lines"
     PROXY_REMOVE_KEYWORDS = "proxy_remove_keywords"
     """A re-terminating proxy deletes the STARTTLS line (lengths change)."""
+    NGINX_MAIL_PROXY = "nginx_mail_proxy"
+    """nginx's mail proxy: its own banner and EHLO reply (no STARTTLS), its own connection."""
+    HAPROXY_TCP = "haproxy_tcp"
+    """haproxy in TCP mode: its own connection to the server, every byte relayed unchanged."""
+    STRING_RESET = "string_reset"
+    """iptables string match on DKIM-Signature: the rest of the connection answered with RSTs."""
 
 
 REWRITER_BEHAVIOURS = frozenset(
@@ -71,8 +78,12 @@ REWRITER_BEHAVIOURS = frozenset(
         Behaviour.DROP_LONG_HEADER_LINES,
     }
 )
-# An ASA always translates and randomizes; these alone change no SMTP byte.
-TRANSPORT_ONLY = frozenset({Behaviour.NAT, Behaviour.RANDOMIZE_ISN})
+# An ASA always translates and randomizes; these alone change no SMTP byte (nor does haproxy).
+TRANSPORT_ONLY = frozenset({Behaviour.NAT, Behaviour.RANDOMIZE_ISN, Behaviour.HAPROXY_TCP})
+FULL_PROXIES = frozenset(
+    {Behaviour.PROXY_REMOVE_KEYWORDS, Behaviour.NGINX_MAIL_PROXY, Behaviour.HAPROXY_TCP}
+)
+"""Middleboxes that terminate TCP and open a connection of their own to the server."""
 
 
 def policy_of(behaviours: frozenset[Behaviour]) -> Policy:
@@ -90,6 +101,13 @@ class ClientKind(enum.StrEnum):
     SMTPLIB = "smtplib"
     SWAKS = "swaks"
     TYPING = "typing"
+
+
+class HoldPoint(enum.StrEnum):
+    """Where a client session waits for the runner (the capture accident happens meanwhile)."""
+
+    AFTER_EHLO = "ehlo"
+    AFTER_RCPT = "rcpt"
 
 
 class Outcome(enum.StrEnum):
@@ -111,6 +129,30 @@ class ClientAction:
     typed_lines: tuple[str, ...] = ()
     expect_outcome: Outcome = Outcome.DELIVERED
     expect_tls: bool = False
+    starttls: bool = True
+    """Use STARTTLS when offered (False: an MTA with TLS turned off)."""
+    hold: HoldPoint | None = None
+    """Pause here until the runner has done the scenario's capture accident."""
+
+
+class Side(enum.StrEnum):
+    CLIENT = "client-side"
+    SERVER = "server-side"
+
+
+class Accident(enum.StrEnum):
+    LATE_START = "late_start"
+    """tcpdump on this side starts only while the held session is under way."""
+    EARLY_STOP = "early_stop"
+    """tcpdump on this side stops while the held session is under way."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureAccident:
+    """Something that goes wrong with one side's capture, timed by a held client session."""
+
+    side: Side
+    accident: Accident
 
 
 class CaptureLink(enum.StrEnum):
@@ -149,6 +191,14 @@ class Scenario:
     file_format: CaptureFormat = CaptureFormat.PCAP
     seed: int = 0
     notes: tuple[str, ...] = field(default=())
+    concurrency: int = 0
+    """Sessions in flight at once, started a few milliseconds apart (0: as `parallel` says)."""
+    client_tcp_timestamps: bool = True
+    """False: the client namespace sends no TCP timestamps (net.ipv4.tcp_timestamps=0)."""
+    accident: CaptureAccident | None = None
+    """A capture that starts late or stops early (timed by the client session that holds)."""
+    snaplen: tuple[Side, int] | None = None
+    """One side captured with this snap length (tcpdump -s): payloads cut."""
 
     @property
     def expect_clean(self) -> bool:
@@ -156,11 +206,27 @@ class Scenario:
 
     @property
     def uses_proxy(self) -> bool:
+        """The lab's own keyword-removing proxy (proxy.py) is in the path."""
         return Behaviour.PROXY_REMOVE_KEYWORDS in self.behaviours
 
     @property
+    def full_proxy(self) -> bool:
+        """A proxy re-terminates TCP: the two sides are different connections."""
+        return bool(self.behaviours & FULL_PROXIES)
+
+    @property
+    def through_rewriter(self) -> bool:
+        """The packets cross the lab's NFQUEUE engine or nothing at all (same connection)."""
+        return not self.full_proxy and Behaviour.STRING_RESET not in self.behaviours
+
+    @property
     def nat(self) -> bool:
-        return Behaviour.NAT in self.behaviours or self.uses_proxy
+        return Behaviour.NAT in self.behaviours or self.full_proxy
+
+    @property
+    def complete_captures(self) -> bool:
+        """Both captures hold every packet whole (no late start, early stop or snap length)."""
+        return self.accident is None and self.snaplen is None
 
     @property
     def tampered_clients(self) -> frozenset[str]:
@@ -173,7 +239,7 @@ class Scenario:
     @property
     def length_preserving(self) -> bool:
         """Both captures carry the same bytes per direction, up to the drop point."""
-        return not self.uses_proxy and Behaviour.DROP_LONG_HEADER_LINES not in self.behaviours
+        return not self.full_proxy and Behaviour.DROP_LONG_HEADER_LINES not in self.behaviours
 
     def policy_for(self, client: str) -> frozenset[Behaviour]:
         if self.tampered is None or client in self.tampered:
@@ -186,6 +252,10 @@ EHLO_MASK = ASA | {Behaviour.MASK_EHLO_KEYWORDS}
 COMMAND_MASK = ASA | {Behaviour.MASK_COMMANDS}
 PIX = ASA | {Behaviour.MASK_BANNER, Behaviour.MASK_EHLO_KEYWORDS, Behaviour.MASK_COMMANDS}
 DOWNGRADED = frozenset({Kind.EHLO_KEYWORD_MASKED, Kind.TLS_DOWNGRADE})
+BULK_SESSIONS = 120
+BULK_CONCURRENCY = 24
+SNAPLEN = 96
+"""Bytes per packet: Ethernet, IPv4 and TCP with timestamps take 66, leaving 30 of payload."""
 
 
 def _mail(
@@ -375,6 +445,149 @@ SCENARIOS: tuple[Scenario, ...] = (
         clients=(ClientAction(ClientKind.SMTPLIB, message=_mail("pcapng-nanosecond")),),
         expected_kinds=frozenset({Kind.BANNER_MASKED} | DOWNGRADED),
         file_format=CaptureFormat.PCAPNG,
+    ),
+    Scenario(
+        name="nginx-mail-proxy",
+        description="nginx's mail proxy in front of Postfix: its own 220 banner and EHLO reply "
+        "without STARTTLS, its own connection to Postfix after RCPT; the client sends in "
+        "cleartext.",
+        server=Server.POSTFIX,
+        behaviours=frozenset({Behaviour.NGINX_MAIL_PROXY}),
+        clients=(ClientAction(ClientKind.SMTPLIB, message=_mail("nginx-mail-proxy")),),
+        expected_kinds=frozenset(
+            {Kind.EHLO_KEYWORD_REMOVED, Kind.TLS_DOWNGRADE, Kind.BANNER_REPLACED}
+        ),
+        forbidden_kinds=frozenset({Kind.BANNER_MASKED, Kind.COMMAND_REPLACED}),
+    ),
+    Scenario(
+        name="haproxy-tcp",
+        description="haproxy in TCP mode: a connection of its own to Postfix (new ISNs, its "
+        "own segmentation), every byte relayed unchanged; two sessions, STARTTLS used.",
+        server=Server.POSTFIX,
+        behaviours=frozenset({Behaviour.HAPROXY_TCP}),
+        clients=(
+            ClientAction(ClientKind.SMTPLIB, message=_mail("haproxy-tcp-0"), expect_tls=True),
+            ClientAction(
+                ClientKind.SWAKS,
+                source=A.CLIENT_ADDRESSES[1],
+                message=_mail("haproxy-tcp-1"),
+                expect_tls=True,
+            ),
+        ),
+    ),
+    Scenario(
+        name="iptables-dkim-reset",
+        description="A Linux packet filter (iptables string match, CONNMARK, REJECT "
+        "tcp-reset) lets the segment carrying DKIM-Signature through, then answers every later "
+        "packet of the connection with an RST: both ends reset, no NAT; the MTA does not use "
+        "TLS.",
+        server=Server.POSTFIX,
+        behaviours=frozenset({Behaviour.STRING_RESET}),
+        clients=(
+            ClientAction(
+                ClientKind.SMTPLIB,
+                message=_mail("iptables-dkim-reset"),
+                starttls=False,
+                expect_outcome=Outcome.CONNECTION_RESET,
+            ),
+        ),
+        expected_kinds=frozenset({Kind.RESET_INJECTED, Kind.RESET_AFTER_DKIM_HEADER}),
+        tolerated_kinds=frozenset({Kind.DATA_MISSING}),
+        forbidden_kinds=frozenset({Kind.TLS_DOWNGRADE, Kind.HEADER_LINE_TOO_LONG_DROP}),
+        resets_by="middlebox",
+    ),
+    Scenario(
+        name="bulk-identical",
+        description=f"A list server's run: {BULK_SESSIONS} sessions carrying one message (same "
+        f"Message-ID, size and EHLO name), {BULK_CONCURRENCY} in flight at once, client TCP "
+        "timestamps off, NAT to random ports, ISNs randomized, no TLS; nothing changed.",
+        server=Server.POSTFIX,
+        behaviours=ASA,
+        clients=tuple(
+            ClientAction(ClientKind.SMTPLIB, message=_mail("bulk-identical"), starttls=False)
+            for _ in range(BULK_SESSIONS)
+        ),
+        concurrency=BULK_CONCURRENCY,
+        client_tcp_timestamps=False,
+        forbidden_kinds=frozenset({Kind.TLS_DOWNGRADE}),
+    ),
+    Scenario(
+        name="capture-late-start",
+        description="The server-side capture starts while the first session is past EHLO "
+        "(seen midstream there); the box masks EHLO keywords for the second client only.",
+        server=Server.POSTFIX,
+        behaviours=EHLO_MASK,
+        tampered=frozenset({A.CLIENT_ADDRESSES[1]}),
+        clients=(
+            ClientAction(
+                ClientKind.SMTPLIB,
+                message=_mail("capture-late-start-0"),
+                starttls=False,
+                hold=HoldPoint.AFTER_EHLO,
+            ),
+            ClientAction(
+                ClientKind.SMTPLIB,
+                source=A.CLIENT_ADDRESSES[1],
+                message=_mail("capture-late-start-1"),
+            ),
+            ClientAction(
+                ClientKind.SMTPLIB,
+                source=A.CLIENT_ADDRESSES[2],
+                message=_mail("capture-late-start-2"),
+                expect_tls=True,
+            ),
+        ),
+        expected_kinds=DOWNGRADED,
+        forbidden_kinds=frozenset(
+            {Kind.DATA_MISSING, Kind.PAYLOAD_MODIFIED, Kind.COMMAND_REPLACED}
+        ),
+        accident=CaptureAccident(Side.SERVER, Accident.LATE_START),
+    ),
+    Scenario(
+        name="capture-early-stop",
+        description="The client-side capture stops while the second session is past RCPT "
+        "(its DATA is on the server side only); the box masks EHLO keywords for the first "
+        "client only.",
+        server=Server.POSTFIX,
+        behaviours=EHLO_MASK,
+        tampered=frozenset({A.CLIENT_ADDRESSES[0]}),
+        clients=(
+            ClientAction(ClientKind.SMTPLIB, message=_mail("capture-early-stop-0")),
+            ClientAction(
+                ClientKind.SMTPLIB,
+                source=A.CLIENT_ADDRESSES[1],
+                message=_mail("capture-early-stop-1"),
+                starttls=False,
+                hold=HoldPoint.AFTER_RCPT,
+            ),
+        ),
+        expected_kinds=DOWNGRADED,
+        forbidden_kinds=frozenset(
+            {Kind.DATA_MISSING, Kind.PAYLOAD_MODIFIED, Kind.COMMAND_REPLACED}
+        ),
+        accident=CaptureAccident(Side.CLIENT, Accident.EARLY_STOP),
+    ),
+    Scenario(
+        name="snaplen-cut",
+        description=f"The server side captured with tcpdump -s {SNAPLEN} (a few dozen payload "
+        "bytes per packet); a PIX masks the banner for the first client only, STARTTLS used.",
+        server=Server.POSTFIX,
+        behaviours=ASA | {Behaviour.MASK_BANNER},
+        tampered=frozenset({A.CLIENT_ADDRESSES[0]}),
+        clients=(
+            ClientAction(ClientKind.SMTPLIB, message=_mail("snaplen-cut-0"), expect_tls=True),
+            ClientAction(
+                ClientKind.SMTPLIB,
+                source=A.CLIENT_ADDRESSES[1],
+                message=_mail("snaplen-cut-1"),
+                expect_tls=True,
+            ),
+        ),
+        expected_kinds=frozenset({Kind.BANNER_MASKED}),
+        forbidden_kinds=frozenset(
+            {Kind.DATA_MISSING, Kind.PAYLOAD_MODIFIED, Kind.COMMAND_REPLACED}
+        ),
+        snaplen=(Side.SERVER, SNAPLEN),
     ),
 )
 

@@ -1,7 +1,8 @@
 """Run commands and long-lived programs for the lab, optionally inside a network namespace.
 
 What it does: runs a command and raises `LabError` (with its output) when it fails; starts a
-background program and waits for a line on its output that says it is ready; stops programs by
+background program and waits for a line on its output that says it is ready (or until it
+listens, for programs that say nothing); stops programs by
 their own process id (SIGTERM or SIGINT, then SIGKILL after a grace period).
 What it does not do: know anything about the topology or SMTP.
 """
@@ -14,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,15 +84,17 @@ class Program:
     name: str
     popen: subprocess.Popen[bytes]
     output: list[str] = field(default_factory=list)
+    stop_signal: int = signal.SIGTERM
+    """What asks it to finish cleanly (haproxy: SIGUSR1, its soft stop)."""
 
     @property
     def pid(self) -> int:
         return self.popen.pid
 
-    def stop(self, sig: int = signal.SIGTERM, grace: float = STOP_GRACE_SECONDS) -> int:
+    def stop(self, sig: int | None = None, grace: float = STOP_GRACE_SECONDS) -> int:
         """Signal the program, wait, kill it if it lingers; return its exit status."""
         if self.popen.poll() is None:
-            self.popen.send_signal(sig)
+            self.popen.send_signal(self.stop_signal if sig is None else sig)
             try:
                 self.popen.wait(timeout=grace)
             except subprocess.TimeoutExpired:
@@ -106,15 +109,25 @@ class Program:
         return self.popen.returncode
 
 
+def listening(netns: str | None, port: int) -> bool:
+    """True when a TCP socket listens on `port` (any address) inside `netns`."""
+    out = run(["ss", "-Hltn", "sport", "=", f":{port}"], netns=netns, check=False).stdout
+    return bool(out.strip())
+
+
 def start(
     name: str,
     argv: Sequence[str],
     *,
     netns: str | None = None,
-    ready_marker: str,
+    ready_marker: str | None = None,
+    ready: Callable[[], bool] | None = None,
     timeout: float = 15.0,
 ) -> Program:
-    """Start a program and wait until `ready_marker` appears on its stdout or stderr."""
+    """Start a program; wait until `ready_marker` appears on its stdout or stderr, or `ready()`.
+
+    Programs that print nothing when they are ready (nginx, haproxy) are asked by `ready`.
+    """
     full = in_netns(netns, argv)
     try:
         popen = subprocess.Popen(
@@ -145,13 +158,15 @@ def start(
                 pending[key.fd] += chunk
                 *lines, pending[key.fd] = pending[key.fd].split(b"\n")
                 prog.output.extend(line.decode(errors="replace") for line in lines)
-                if any(ready_marker in line for line in prog.output):
+                if ready_marker is not None and any(ready_marker in x for x in prog.output):
                     return prog
+            if ready is not None and popen.poll() is None and ready():
+                return prog
             if popen.poll() is not None and not sel.get_map():
                 break
         prog.stop(signal.SIGKILL, grace=1.0)
         raise LabError(
-            f"{name} did not report {ready_marker!r} within {timeout}s "
+            f"{name} was not ready ({ready_marker or 'listening'}) within {timeout}s "
             f"(exit {popen.returncode}): {' | '.join(prog.output)[-2000:]}"
         )
     finally:

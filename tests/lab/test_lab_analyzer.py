@@ -14,12 +14,15 @@ from typing import Any, cast
 import pytest
 
 from . import addresses as A
+from .observed import Observed
+from .pcapread import Connection
 from .runner import ScenarioRun
 from .scenarios import SCENARIOS, Kind
 
 pytestmark = pytest.mark.lab
 
 Runs = Callable[[str], ScenarioRun]
+Obs = Callable[[str], Observed]
 
 ALL = [s.name for s in SCENARIOS]
 TAMPERED = [s.name for s in SCENARIOS if s.tampered_clients]
@@ -89,6 +92,24 @@ def test_analysis_reports_what_the_box_did_and_nothing_else(lab_run: Runs, name:
 def test_every_session_is_paired_across_the_two_captures(lab_run: Runs, name: str) -> None:
     result = _result(lab_run, name)
     assert len(list(result.pairs)) == len(lab_run(name).scenario.clients)
+
+
+def _endpoint(c: Connection) -> str:
+    return f"{c.client}:{c.client_port}"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_session_is_paired_with_its_real_partner(
+    lab_run: Runs, observed: Obs, name: str
+) -> None:
+    """The partner recorded by the boxes themselves: conntrack's NAT table, the proxy's log."""
+    result = _result(lab_run, name)
+    truth = {_endpoint(p.client_side): _endpoint(p.server_side) for p in observed(name).pairs}
+    assert len(truth) == len(lab_run(name).scenario.clients)
+    found = {str(p.client_side.client): str(p.server_side.client) for p in result.pairs}
+    wrong = {c: (s, truth.get(c)) for c, s in found.items() if truth.get(c) != s}
+    assert wrong == {}, f"{len(wrong)} of {len(found)} pairs wrong"
+    assert found.keys() == truth.keys()
 
 
 @pytest.mark.parametrize("name", TAMPERED)

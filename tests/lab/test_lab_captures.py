@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from . import addresses as A
+from . import thirdparty
 from .messages import dkim_verifies
 from .observed import Observed, SidePair
 from .pcapread import (
@@ -30,10 +31,13 @@ from .rewriter import FORGED_TTL
 from .runner import Lab, ScenarioRun
 from .scenarios import (
     SCENARIOS,
+    Accident,
     Behaviour,
     CaptureFormat,
     CaptureLink,
+    Scenario,
     Server,
+    Side,
 )
 from .tcpip import SEQ_MODULUS, TCP_ACK, TCP_FIN, TCP_RST
 from .topology import Topology, cleanup_stale, list_netns
@@ -44,11 +48,13 @@ Runs = Callable[[str], ScenarioRun]
 Obs = Callable[[str], Observed]
 
 ALL = [s.name for s in SCENARIOS]
-THROUGH_REWRITER = [s.name for s in SCENARIOS if not s.uses_proxy]
-RESETS = [s.name for s in SCENARIOS if s.resets_by == "middlebox"]
+THROUGH_REWRITER = [s.name for s in SCENARIOS if s.through_rewriter and s.complete_captures]
+RESETS = [s.name for s in SCENARIOS if s.resets_by == "middlebox" and s.through_rewriter]
 LONG_LINE_DROPS = [s.name for s in SCENARIOS if Behaviour.DROP_LONG_HEADER_LINES in s.behaviours]
 WITH_UNTAMPERED_CLIENTS = [
-    s.name for s in SCENARIOS if {c.source for c in s.clients} - s.tampered_clients
+    s.name
+    for s in SCENARIOS
+    if {c.source for c in s.clients} - s.tampered_clients and s.complete_captures
 ]
 
 # What each server offers after EHLO and what `inspect esmtp` makes of it, in order.
@@ -68,6 +74,8 @@ UNKNOWN_COMMAND_REPLY = {
     Server.POSTFIX: b"500 5.5.2 Error: command not recognized\r\n",
     Server.AIOSMTPD: b'500 Error: command "XXXXXXXX" not recognized\r\n',
 }
+BULK_MIN_OVERLAP = 6
+"""Sessions of the bulk run in flight at once, at least (each lasts a few tens of ms)."""
 TLS_HANDSHAKE_RECORD = b"\x16\x03"  # RFC 8446 §5.1: ContentType handshake, legacy version 3.x
 
 
@@ -121,29 +129,55 @@ def test_files_have_the_format_and_link_type_the_scenario_declares(
     assert run.client_side.suffix == run.server_side.suffix == f".{want_format}"
 
 
+def _cut_side(sc: Scenario) -> Side | None:
+    return sc.snaplen[0] if sc.snaplen is not None else None
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_every_ip_and_tcp_checksum_is_valid_on_both_sides(observed: Obs, name: str) -> None:
     obs = observed(name)
-    bad = [f.number for f in obs.client_frames + obs.server_frames if not f.tcp_checksum_good]
-    bad += [f.number for f in obs.client_frames + obs.server_frames if not f.ip_checksum_good]
+    cut = _cut_side(obs.run.scenario)
+    sides = {Side.CLIENT: obs.client_frames, Side.SERVER: obs.server_frames}
+    bad = []
+    for side, frames in sides.items():
+        # A snap-length-cut frame lacks the bytes its TCP checksum covers; its IP header is whole.
+        whole = [f for f in frames if side is not cut or f.cap_len == f.wire_len]
+        bad += [(side, "tcp", _describe(f)) for f in whole if not f.tcp_checksum_good]
+        bad += [(side, "ip", _describe(f)) for f in frames if not f.ip_checksum_good]
     assert bad == []
+
+
+def _describe(f: Frame) -> str:
+    return (
+        f"frame {f.number} {f.src}:{f.sport}>{f.dst}:{f.dport} flags {f.flags:#x} ttl {f.ttl} "
+        f"id {f.ip_id} seq {f.seq} len {len(f.payload)}"
+    )
+
+
+def _late_side(sc: Scenario) -> Side | None:
+    a = sc.accident
+    return a.side if a is not None and a.accident is Accident.LATE_START else None
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_each_client_session_is_one_connection_on_each_side(observed: Obs, name: str) -> None:
     obs = observed(name)
-    n = len(obs.run.scenario.clients)
+    sc = obs.run.scenario
+    n = len(sc.clients)
     assert len(obs.client_conns) == len(obs.server_conns) == len(obs.pairs) == n
+    held = {c.source for c in sc.clients if c.hold is not None}
+    late = _late_side(sc)
     for pair in obs.pairs:
-        assert pair.client_side.syn(True) is not None
-        assert pair.server_side.syn(True) is not None
+        midstream = pair.client_side.client in held
+        assert (pair.client_side.syn(True) is None) == (midstream and late is Side.CLIENT)
+        assert (pair.server_side.syn(True) is None) == (midstream and late is Side.SERVER)
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_clients_end_as_the_scenario_says(lab_run: Runs, name: str) -> None:
     run = lab_run(name)
-    seen = {(r["source"], r["outcome"], r["tls"]) for r in run.client_results}
-    want = {(c.source, str(c.expect_outcome), c.expect_tls) for c in run.scenario.clients}
+    seen = sorted((r["source"], r["outcome"], r["tls"]) for r in run.client_results)
+    want = sorted((c.source, str(c.expect_outcome), c.expect_tls) for c in run.scenario.clients)
     assert seen == want, [r.get("error") for r in run.client_results]
 
 
@@ -461,6 +495,162 @@ def test_typing_one_character_per_segment_gets_every_word_masked(observed: Obs) 
     sizes = [len(f.payload) for f in pair.client_side.direction(True) if f.payload]
     assert sizes.count(1) == len(typed.replace(b"\r\n", b""))
     assert s2c_out.count(UNKNOWN_COMMAND_REPLY[Server.POSTFIX]) == 2
+
+
+# -- third-party software in the path --------------------------------------------------------
+
+
+def _lines(stream: bytes) -> list[bytes]:
+    return [line + b"\r\n" for line in stream.split(b"\r\n") if line]
+
+
+def test_nginx_answers_with_its_own_greeting_and_reaches_postfix_after_rcpt(
+    lab: Lab, observed: Obs
+) -> None:
+    obs = observed("nginx-mail-proxy")
+    pair = obs.only_pair
+    c2s_out, s2c_out = _streams(pair.client_side)
+    c2s_in, s2c_in = _streams(pair.server_side)
+    out, inside = _lines(s2c_out), _lines(s2c_in)
+    assert out[0] == f"220 {thirdparty.NGINX_SERVER_NAME} ESMTP ready\r\n".encode()
+    assert inside[0].startswith(f"220 {A.POSTFIX_HOSTNAME} ESMTP Postfix".encode())
+    ehlo_out = [f"250-{thirdparty.NGINX_SERVER_NAME}\r\n".encode()] + [
+        f"250{'-' if i < len(thirdparty.NGINX_CAPABILITIES) - 1 else ' '}{cap}\r\n".encode()
+        for i, cap in enumerate(thirdparty.NGINX_CAPABILITIES)
+    ]
+    assert out[1 : 1 + len(ehlo_out)] == ehlo_out
+    assert b"STARTTLS" not in s2c_out
+    assert b"250-STARTTLS\r\n" in s2c_in
+    # nginx greets Postfix with its own name, replays the client's MAIL and RCPT lines on its
+    # own connection, then relays the rest as it comes.
+    helo = f"EHLO {thirdparty.NGINX_SERVER_NAME}\r\n".encode()
+    assert c2s_in.startswith(helo)
+    mail_at = c2s_out.lower().index(b"mail from:")
+    assert c2s_in[len(helo) :] == c2s_out[mail_at:]
+    rcpt_frame = next(
+        f for f in pair.client_side.direction(True) if b"RCPT TO" in f.payload.upper()
+    )
+    syn_in = pair.server_side.syn(True)
+    assert syn_in is not None and syn_in.ts > rcpt_frame.ts
+    (ask,) = [n for n in obs.run.middlebox_log if n.get("event") == "auth_http"]
+    assert ask["client-ip"] == pair.client_side.client
+    assert ask["auth-smtp-helo"] == A.CLIENT_HELO
+    (result,) = obs.run.client_results
+    assert not result["starttls_offered"] and not result["tls"]
+    (mid,) = obs.run.sent
+    _delivered_and_verifies(lab, obs.run, mid)
+
+
+def test_haproxy_relays_every_byte_on_a_connection_of_its_own(observed: Obs) -> None:
+    obs = observed("haproxy-tcp")
+    proxied = [n for n in obs.run.middlebox_log if n.get("event") == "proxied"]
+    assert len(proxied) == len(obs.pairs) == 2
+    for pair in obs.pairs:
+        assert _streams(pair.client_side) == _streams(pair.server_side)
+        syn_out, syn_in = pair.client_side.syn(True), pair.server_side.syn(True)
+        assert syn_out is not None and syn_in is not None and syn_out.seq != syn_in.seq
+        assert pair.server_side.client == A.NAT_ADDRESS
+        ttls_out = {f.ttl for f in pair.client_side.direction(False)}
+        assert ttls_out == {thirdparty.FW_DEFAULT_TTL}, "replies come from the proxy itself"
+
+
+def test_iptables_lets_the_dkim_segment_through_then_resets_both_ends(observed: Obs) -> None:
+    obs = observed("iptables-dkim-reset")
+    pair = obs.only_pair
+    c2s_out, c2s_in = pair.client_side.stream(True), pair.server_side.stream(True)
+    assert c2s_out.startswith(c2s_in) and len(c2s_in) < len(c2s_out)
+    last = [f for f in pair.server_side.direction(True) if f.payload][-1]
+    assert last.payload.startswith(b"DKIM-Signature:")
+    assert b"STARTTLS" not in c2s_out
+    # Forged by fw's kernel (TTL 64 as sent) where forwarded packets arrive one hop down (63).
+    hop = thirdparty.FW_DEFAULT_TTL - 1
+    rst_to_client = [f for f in pair.client_side.frames if f.has(TCP_RST)]
+    rst_to_server = [f for f in pair.server_side.frames if f.has(TCP_RST)]
+    assert rst_to_client and rst_to_server
+    assert all(not f.client_to_server for f in rst_to_client), "the client sent no RST"
+    assert all(f.client_to_server for f in rst_to_server), "the server sent no RST"
+    assert {f.ttl for f in rst_to_client + rst_to_server} == {thirdparty.FW_DEFAULT_TTL}
+    genuine_out = {f.ttl for f in pair.client_side.direction(False) if not f.has(TCP_RST)}
+    genuine_in = {f.ttl for f in pair.server_side.direction(True) if not f.has(TCP_RST)}
+    assert genuine_out == genuine_in == {hop}
+    syn_in = pair.server_side.syn(True)
+    assert syn_in is not None
+    assert rst_to_server[0].seq == (syn_in.seq + 1 + len(c2s_in)) % SEQ_MODULUS
+    assert "lost connection after DATA" in obs.run.server_log
+    assert obs.run.delivered == {}
+
+
+# -- many identical sessions through NAT ------------------------------------------------------
+
+
+def test_bulk_sessions_are_identical_overlapping_and_without_timestamps(observed: Obs) -> None:
+    obs = observed("bulk-identical")
+    sc = obs.run.scenario
+    assert len(obs.pairs) == len(sc.clients)
+    assert len({p.client_side.stream(True) for p in obs.pairs}) == 1, "one dialogue, many times"
+    assert not [f for f in obs.client_frames if f.client_to_server and f.tsval is not None]
+    assert len(obs.run.translations) >= len(sc.clients)
+    starts = sorted((p.client_side.frames[0].ts, 1) for p in obs.pairs)
+    ends = sorted((p.client_side.frames[-1].ts, -1) for p in obs.pairs)
+    in_flight = peak = 0
+    for _, step in sorted(starts + ends):
+        in_flight += step
+        peak = max(peak, in_flight)
+    assert peak >= BULK_MIN_OVERLAP, f"only {peak} sessions overlapped"
+    nat_ports = [p.server_side.client_port for p in obs.pairs]
+    assert nat_ports != sorted(nat_ports), "translated ports follow the clients' order"
+    (mid,) = obs.run.sent
+    assert mid in obs.run.delivered
+
+
+# -- capture accidents -------------------------------------------------------------------------
+
+
+def _held_pair(obs: Observed) -> SidePair:
+    (held,) = [c.source for c in obs.run.scenario.clients if c.hold is not None]
+    return obs.pair_for(held)
+
+
+def test_late_server_capture_sees_the_held_session_from_mail_on(observed: Obs) -> None:
+    obs = observed("capture-late-start")
+    pair = _held_pair(obs)
+    assert obs.run.accident_ts is not None
+    assert pair.client_side.frames[0].ts < obs.run.accident_ts < pair.server_side.frames[0].ts
+    c2s_out, c2s_in = pair.client_side.stream(True), pair.server_side.stream(True)
+    assert c2s_in.lower().startswith(b"mail from:")
+    assert c2s_out.endswith(c2s_in)
+    assert not pair.server_side.stream(False).startswith(b"220 ")
+    for other in obs.pairs:
+        if other is not pair:
+            assert other.server_side.syn(True) is not None
+
+
+def test_early_client_capture_stops_before_the_held_sessions_data(observed: Obs) -> None:
+    obs = observed("capture-early-stop")
+    pair = _held_pair(obs)
+    assert obs.run.accident_ts is not None
+    assert pair.client_side.frames[-1].ts < obs.run.accident_ts
+    c2s_out, c2s_in = pair.client_side.stream(True), pair.server_side.stream(True)
+    assert c2s_out.lower().rstrip().split(b"\r\n")[-1].startswith(b"rcpt to:")
+    assert c2s_in.startswith(c2s_out) and b"\r\n.\r\n" in c2s_in[len(c2s_out) :]
+    assert not pair.client_side.fins() and pair.server_side.fins()
+
+
+def test_snaplen_cut_side_holds_the_first_bytes_of_each_packet_only(observed: Obs) -> None:
+    obs = observed("snaplen-cut")
+    side, snaplen = obs.run.scenario.snaplen or (None, 0)
+    assert side is Side.SERVER
+    cut = [f for f in obs.server_frames if f.wire_len > snaplen]
+    assert cut and all(f.cap_len == snaplen for f in cut)
+    assert all(f.cap_len == f.wire_len for f in obs.client_frames)
+    tampered = obs.pair_for(A.CLIENT_ADDRESSES[0])
+    banner_out = tampered.client_side.stream(False).split(b"\r\n", 1)[0]
+    first_in = next(f for f in tampered.server_side.direction(False) if f.payload)
+    assert 0 < len(first_in.payload) < len(banner_out)
+    assert first_in.payload.startswith(f"220 {A.POSTFIX_HOSTNAME}".encode())
+    # The masking lies inside the bytes both captures hold.
+    assert banner_out[: len(first_in.payload)] == _mask_banner(first_in.payload)
+    assert banner_out[: len(first_in.payload)] != first_in.payload
 
 
 # -- the lab cleans up -------------------------------------------------------------------------
