@@ -181,7 +181,27 @@ class _Aligner:
                 )
             ]
         for s, e in runs:
-            self.add(DivergenceKind.OVERWRITE, s, e, s + shift, e + shift)
+            for hs, he in self._held(s, e, shift):
+                self.add(DivergenceKind.OVERWRITE, hs, he, hs + shift, he + shift)
+
+    def _held(self, start: int, end: int, shift: int) -> list[tuple[int, int]]:
+        """[start, end) without the bytes either capture lacks (zero-filled holes in `data`)."""
+        if not self.sent.gaps and not self.received.gaps:
+            return [(start, end)]
+        out: list[tuple[int, int]] = []
+        run_start: int | None = None
+        for i in range(start, end):
+            lacking = self.sent.in_gap(self.a_base + i) or self.received.in_gap(
+                self.b_base + i + shift
+            )
+            if lacking and run_start is not None:
+                out.append((run_start, i))
+                run_start = None
+            elif not lacking and run_start is None:
+                run_start = i
+        if run_start is not None:
+            out.append((run_start, end))
+        return out
 
     def run(self) -> list[Divergence]:
         a, b = self.a, self.b

@@ -54,7 +54,9 @@ def place(al: PairAlignment) -> list[Placed]:
         sender, receiver = (client, server) if d.direction is C2S else (server, client)
         sent_line = line_at(sender, d.direction, d.sent_offset)
         received_line = line_at(receiver, d.direction, d.received_offset)
-        if sent_line is None:
+        if sent_line is None and _greeting_cut(d, sender, receiver, received_line):
+            where = Place.BANNER
+        elif sent_line is None:
             where = Place.MESSAGE if d.direction is C2S and _in_message(sender, d) else Place.OTHER
         elif d.direction is C2S:
             where = Place.COMMAND
@@ -66,6 +68,20 @@ def place(al: PairAlignment) -> list[Placed]:
             where = Place.REPLY
         placed.append(Placed(d, where, sent_line, received_line))
     return placed
+
+
+def _greeting_cut(
+    d: Divergence, sender: SmtpSession, receiver: SmtpSession, received_line: Line | None
+) -> bool:
+    """A difference in the greeting the sending side's capture holds only in part (a snaplen
+    or a lost segment cut the line): placed by the receiving side's copy of the greeting."""
+    return (
+        d.direction is not C2S
+        and sender.banner is None
+        and receiver.banner is not None
+        and received_line is not None
+        and received_line is _first_reply(receiver)
+    )
 
 
 def _in_message(session: SmtpSession, d: Divergence) -> bool:
@@ -101,6 +117,11 @@ def _first_line(text: str | None) -> str:
     return text.splitlines()[0] if text else ""
 
 
+def _held_text(sent: bytes) -> str:
+    text = sent.split(b"\r\n", 1)[0].decode("utf-8", "surrogateescape")
+    return text[4:] if text[:3].isdigit() else text
+
+
 GREETING_CODES: Final = (220, 554)
 """The replies a server may open a connection with (RFC 5321 §3.1, §4.2.3)."""
 
@@ -113,10 +134,14 @@ def banner(al: PairAlignment, placed: list[Placed]) -> list[Finding]:
     with its own 220. A full proxy's own EHLO name on the server side is noted, not damage.
     """
     client, server = al.pair.client_side, al.pair.server_side
-    if client.banner_code not in GREETING_CODES or server.banner_code not in GREETING_CODES:
+    if client.banner_code not in GREETING_CODES:
         return []  # a capture that began after the greeting holds no greeting to compare
-    original, arrived = server.banner or "", client.banner or ""
     hits = [p for p in placed if p.place is Place.BANNER]
+    if server.banner_code not in GREETING_CODES and not (hits and server.banner is None):
+        return []
+    # Where the server-side capture cut the greeting, what it holds of it is the original.
+    original = server.banner or (_held_text(hits[0].divergence.sent) if hits else "")
+    arrived = client.banner or ""
     if not hits or not original or not arrived or original == arrived:
         return []
     first = hits[0].divergence

@@ -128,3 +128,16 @@ def test_a_capture_that_began_after_the_greeting_says_nothing_about_the_banner(
     client, server = _pair_with(tmp_path, MASKED, side, late_start)
     kinds = {str(f.kind) for f in analyze(client_side=client, server_side=server).findings}
     assert not kinds & {"banner_masked", "banner_replaced"}
+
+
+def test_a_greeting_cut_by_the_snaplen_is_still_compared_where_both_hold_it(
+    tmp_path: Path,
+) -> None:
+    pair = Path(__file__).resolve().parents[2] / "captures" / "banner-masked"
+    client, server = _pair_with(tmp_path, pair, "server-side", snaplen_96)
+    result = analyze(client_side=client, server_side=server)
+    assert {(str(f.kind), str(f.confidence)) for f in result.findings} == {
+        ("banner_masked", "confirmed")
+    }
+    for alignment in result.alignments:
+        assert all(b"\x00" not in d.sent for d in alignment.divergences)
