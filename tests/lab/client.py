@@ -36,6 +36,9 @@ HOLD_TIMEOUT_SECONDS = 20.0
 HOLD_POLL_SECONDS = 0.005
 STAGGER_SECONDS = 0.004
 """Between the starts of two sessions of a run with a fixed number in flight."""
+IN_FLIGHT_LINGER_SECONDS = 0.15
+"""How long each session of such a run waits after EHLO: a local delivery takes a few ms, so
+without it the sessions barely overlap and the run would not be the concurrent one it claims."""
 
 
 @dataclass
@@ -103,6 +106,7 @@ def run_smtplib(plan: dict[str, Any]) -> Result:
         client.ehlo(plan["helo"])
         res.ehlo_keywords = sorted(k.upper() for k in client.esmtp_features)
         res.starttls_offered = client.has_extn("starttls")
+        time.sleep(float(plan.get("linger_s", 0.0)))
         _hold(plan, "ehlo")
         if res.starttls_offered and plan.get("try_starttls", True):
             try:
@@ -213,7 +217,8 @@ def run_in_flight(sessions: list[dict[str, Any]], in_flight: int) -> list[Result
 
     def worker(i: int) -> None:
         try:
-            results[i] = RUNNERS[sessions[i]["kind"]](sessions[i])
+            plan = {"linger_s": IN_FLIGHT_LINGER_SECONDS, **sessions[i]}
+            results[i] = RUNNERS[sessions[i]["kind"]](plan)
         finally:
             slots.release()
 
