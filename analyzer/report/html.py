@@ -652,6 +652,9 @@ def _appendix(report: Report) -> str:
         pair_rows.append(
             f"<tr><td>{esc(pair.get('client_side'))}</td><td>{esc(pair.get('server_side'))}</td>"
             f'<td class="num">{esc(pair.get("score"))}</td>'
+            f'<td class="num">{esc(pair.get("margin"))}'
+            f"{' (ambiguous)' if pair.get('ambiguous') else ''}</td>"
+            f"<td>{'yes' if pair.get('corroborated') else 'no'}</td>"
             f"<td>{esc(', '.join(as_str(m) for m in pair.get('matched_on') or []))}</td>"
             f'<td class="num">{f"{delta:+.6f}" if delta is not None else "?"}</td>'
             f"<td>{'yes' if pair.get('identical') else 'no'}</td>"
@@ -660,12 +663,29 @@ def _appendix(report: Report) -> str:
         )
     pairs = (
         "<h3>How sessions were paired</h3><table><thead><tr><th>client-side</th>"
-        "<th>server-side</th><th>score</th><th>matched on</th><th>time delta (s)</th>"
+        "<th>server-side</th><th>score</th><th>margin</th><th>corroborated</th>"
+        "<th>matched on</th><th>time delta (s)</th>"
         "<th>identical</th><th>divergences</th><th>end mismatches</th></tr></thead>"
         f"<tbody>{''.join(pair_rows)}</tbody></table>"
         if pair_rows
         else ""
     )
+    uncovered = [
+        f"<tr><td>{esc(pair.get('client_side'))}</td><td>{esc(pair.get('server_side'))}</td>"
+        f"<td>{esc(u.get('direction'))}</td><td>{esc(u.get('capture'))}</td>"
+        f'<td>{esc(u.get("reason"))}</td><td class="num">{esc(u.get("offset"))}</td>'
+        f'<td class="num">{esc(u.get("length"))}</td></tr>'
+        for pair in report.get("pairs") or []
+        for u in pair.get("uncovered") or []
+        if isinstance(u, dict)
+    ]
+    if uncovered:
+        pairs += (
+            "<h3>Capture coverage</h3><p>Bytes one capture does not hold were not compared: "
+            "they are no evidence of the firewall.</p><table><thead><tr><th>client-side</th>"
+            "<th>server-side</th><th>direction</th><th>lacking capture</th><th>reason</th>"
+            f"<th>offset</th><th>bytes</th></tr></thead><tbody>{''.join(uncovered)}</tbody></table>"
+        )
     return (
         '<section id="appendix"><h2>Appendix</h2><h3>Captures</h3><div class="scroll"><table>'
         "<thead><tr><th>capture</th><th>role</th><th>file</th><th>format</th><th>packets</th>"

@@ -103,6 +103,7 @@ def test_damage_inside_the_covered_part_is_still_confirmed(
 
 def test_the_coverage_is_in_the_report(tmp_path: Path) -> None:
     from analyzer.report.build import build_report
+    from analyzer.report.html import render_html
     from analyzer.report.markdown import render_markdown
 
     client, server = _pair_with(tmp_path, CLEAN, "server-side", early_stop)
@@ -112,6 +113,7 @@ def test_the_coverage_is_in_the_report(tmp_path: Path) -> None:
         0
     ].items()
     assert "### Capture coverage" in render_markdown(report)
+    assert "<h3>Capture coverage</h3>" in render_html(report)
 
 
 def test_a_late_copy_is_lined_up_by_its_first_distinctive_bytes() -> None:
