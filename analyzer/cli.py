@@ -304,7 +304,8 @@ def _cmd_analyze_folder(args: argparse.Namespace, folder: Path, out: TextIO, err
             args.keep_orientation,
         )
         done.append((pair.name, report))
-        code = EXIT_BAD_INPUT if client_bad or server_bad else _exit_code(report)
+        unusable = _say_damage(report, err) or client_bad or server_bad
+        code = EXIT_BAD_INPUT if unusable else _exit_code(report)
         worst = max(worst, code)
     index = write_index(done, out_root, formats)
     out.write(f"index: {', '.join(map(str, index))}\n")
@@ -333,9 +334,41 @@ def _cmd_analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     report = _analyze_and_write(
         single, client, server, out_dir, formats, args.time_offset, out, args.keep_orientation
     )
-    if bad:
+    if _say_damage(report, err) or bad:
         return EXIT_BAD_INPUT
     return _exit_code(report)
+
+
+FILE_DAMAGE = {
+    "truncated_record": "cut short in the middle of a record",
+    "bad_block": "a damaged block",
+    "malformed_packet": "malformed packets",
+}
+"""Capture anomalies that say the file itself is damaged: the CLI says so on stderr."""
+
+
+def _say_damage(report: Report, err: TextIO) -> bool:
+    """Name each damaged capture on stderr; True when one of them held nothing readable."""
+    nothing = False
+    for capture in report["captures"]:
+        anomalies = capture["anomalies"]
+        damage = [
+            f"{text} ({anomalies[kind]})"
+            for kind, text in FILE_DAMAGE.items()
+            if anomalies.get(kind)
+        ]
+        if not damage:
+            continue
+        if capture["packets"] == 0:
+            nothing = True
+            said = f"smtpfw: error: {capture['path']}: nothing readable: {', '.join(damage)}"
+        else:
+            said = (
+                f"smtpfw: warning: {capture['path']}: {', '.join(damage)}; "
+                "the results cover the readable part"
+            )
+        err.write(visible(said) + "\n")
+    return nothing
 
 
 def _exit_code(report: Report) -> int:
