@@ -283,7 +283,7 @@ def _cmd_analyze_folder(args: argparse.Namespace, folder: Path, out: TextIO, err
     if not pairs:
         raise UsageError(f"{folder}: no capture pairs (client-side*/server-side* files) found")
     formats = _formats(args.format)
-    out_root = Path(args.out) if args.out else Path("reports") / folder.resolve().name
+    out_root = _writable(Path(args.out) if args.out else Path("reports") / folder.resolve().name)
     worst = EXIT_OK
     done: list[tuple[str, Report]] = []
     for pair in pairs:
@@ -330,7 +330,7 @@ def _cmd_analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if bad and not all(usable[i] for i in range(3) if groups[i]):
         return EXIT_BAD_INPUT
     single, client, server = usable
-    out_dir = Path(args.out) if args.out else Path("reports") / _report_name(args)
+    out_dir = _writable(Path(args.out) if args.out else Path("reports") / _report_name(args))
     report = _analyze_and_write(
         single, client, server, out_dir, formats, args.time_offset, out, args.keep_orientation
     )
@@ -380,6 +380,18 @@ def _exit_code(report: Report) -> int:
     return EXIT_FINDINGS if report["findings"] else EXIT_OK
 
 
+def _writable(out_dir: Path) -> Path:
+    """The output folder, made if need be; a folder that cannot be written is a usage error,
+    found before any capture is read."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out_dir}: cannot make the folder: {exc.strerror}") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out_dir}: the folder is not writable")
+    return out_dir
+
+
 FORMATS = ("json", "md", "html")
 
 
@@ -407,7 +419,7 @@ def _cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     report = load(Path(args.report))
     formats = _formats(args.format)
-    out_dir = Path(args.out) if args.out else Path(args.report).parent
+    out_dir = _writable(Path(args.out) if args.out else Path(args.report).parent)
     written = _write_report(report, out_dir, formats)
     out.write(f"wrote {', '.join(str(p) for p in written)}\n")
     return EXIT_OK
