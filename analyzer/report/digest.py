@@ -477,6 +477,13 @@ def _root_cause(top: FindingEntry, report: Report) -> FindingEntry:
     return top
 
 
+def _without_findings(two_sided: bool, headline: str, happened: str, total: int) -> Verdict:
+    """The verdict of a report with no finding: only its headline and sentence differ."""
+    return Verdict(
+        True, two_sided, "", "", headline, happened, "", None, None, 0, total, 0, (), "", None, ""
+    )
+
+
 def verdict(report: Report, index: Index | None = None) -> Verdict:
     index = index or Index(report)
     if index.verdict is None:
@@ -555,24 +562,7 @@ def _verdict(report: Report, index: Index) -> Verdict:
             "files belong together; each file alone can be analysed for symptoms "
             "(smtpfw analyze FILE)."
         )
-        return Verdict(
-            True,
-            index.two_sided,
-            "",
-            "",
-            NO_OVERLAP_HEADLINE,
-            happened,
-            "",
-            None,
-            None,
-            0,
-            total,
-            0,
-            (),
-            "",
-            None,
-            "",
-        )
+        return _without_findings(index.two_sided, NO_OVERLAP_HEADLINE, happened, total)
     if not findings:
         clocked = (
             index.on_client_clock(s.get("start"), as_str(s.get("capture")))
@@ -596,24 +586,7 @@ def _verdict(report: Report, index: Index) -> Verdict:
                 "shows a sign of SMTP inspection. One capture shows symptoms only; a "
                 "capture on the other side of the firewall would prove it."
             )
-        return Verdict(
-            True,
-            index.two_sided,
-            "",
-            "",
-            headline,
-            happened,
-            "",
-            None,
-            None,
-            0,
-            total,
-            0,
-            (),
-            "",
-            None,
-            "",
-        )
+        return _without_findings(index.two_sided, headline, happened, total)
     top = findings[0]
     root = _root_cause(top, report)
     connections = affected_connections(report, index)
