@@ -18,7 +18,8 @@ class CaptureError(SmtpfwError):
     """A capture file cannot be read: missing, bad magic, unknown format."""
 
     def __init__(self, path: Path | str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
+        # `-` is how standard input is given as a capture
+        super().__init__(f"{'standard input' if str(path) == '-' else path}: {problem}")
         self.path = Path(path)
         self.problem = problem
 

@@ -36,6 +36,7 @@ from typing import Generic, TypeVar
 
 from analyzer.capture import open_capture
 from analyzer.capture.conversation import Shard
+from analyzer.capture.source import is_stream
 from analyzer.errors import CaptureError, SmtpfwError
 from analyzer.pipeline import END_POSITION, PathLike, read_shard
 from analyzer.session.model import SmtpSession
@@ -289,6 +290,8 @@ def map_sessions(
     files = list(paths)
     open_capture(files, capture_id)  # refuse unusable files here, before any worker starts
     count = default_workers(files) if workers is None else max(1, workers)
+    if any(is_stream(os.fspath(p)) for p in files):
+        count = 1  # a stream is read once, by this process
     merger: SessionMerger[T] = SessionMerger(place)
     if count == 1 or "fork" not in multiprocessing.get_all_start_methods():
         read_shard(open_capture(files, capture_id), _Local(merger, render))

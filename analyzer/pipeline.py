@@ -19,13 +19,14 @@ import itertools
 import os
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
 from analyzer._common import Anomaly, Direction
 from analyzer.capture import Capture, CaptureFile, CaptureStats, open_capture
 from analyzer.capture.conversation import Shard
+from analyzer.capture.source import identity, is_stream, rereadable
 from analyzer.correlate import (
     ClockEstimate,
     PairAlignment,
@@ -452,6 +453,8 @@ def check_captures(
     problems: list[CaptureError] = []
     for path in paths:
         try:
+            if engine == "tshark" and is_stream(path):
+                raise CaptureError(path, "the tshark engine reads files only: save it first")
             if engine == "tshark":
                 from analyzer.engines.tshark import check_capture_tshark
 
@@ -629,6 +632,11 @@ def analyze(
     side = _read_sides(given_client, given_server, time_offset)
     orientation = judge_orientation(side.corroborated) if side.overlap.proven else None
     swapped = orientation is not None and orientation.swapped and not keep_orientation
+    if swapped and not all(rereadable(os.fspath(p)) for p in given_client + given_server):
+        raise UsageError(
+            "the captures were given the wrong way round, and a stream too long to be kept "
+            "cannot be read again: give them the other way round (or --keep-orientation)"
+        )
     if swapped:
         side = _read_sides(
             given_server, given_client, None if time_offset is None else -time_offset
@@ -753,6 +761,8 @@ FINGERPRINT_BYTES: Final = 1 << 20
 
 
 def _fingerprint(path: PathLike) -> tuple[int, bytes] | None:
+    if is_stream(os.fspath(path)):
+        return None  # read once, by the capture reader
     try:
         with open(path, "rb") as handle:
             head = handle.read(FINGERPRINT_BYTES)
@@ -767,8 +777,8 @@ def _check_distinct(client_paths: list[PathLike], server_paths: list[PathLike]) 
     for c in client_paths:
         for s in server_paths:
             same = os.path.abspath(c) == os.path.abspath(s)
-            with suppress(OSError):
-                same = same or os.path.samefile(c, s)
+            known = identity(os.fspath(c))
+            same = same or (known is not None and known == identity(os.fspath(s)))
             if not same:
                 fc, fs = _fingerprint(c), _fingerprint(s)
                 same = fc is not None and fc == fs
