@@ -260,7 +260,7 @@ def _analyze_and_write(
         out.write(_finding_line(finding) + "\n")
     verdict = digest.verdict(report)
     said = f"verdict: {verdict.headline}"
-    if digest.verdict_kind(report) == "no_overlap":
+    if digest.verdict_kind(report) in ("no_overlap", "no_smtp"):
         said += f". {verdict.happened}"
     out.write(visible(said) + "\n")
     clock = report["clock"]
@@ -348,7 +348,8 @@ FILE_DAMAGE = {
 
 
 def _say_damage(report: Report, err: TextIO) -> bool:
-    """Name each damaged capture on stderr; True when one of them held nothing readable."""
+    """Name each damaged or empty capture on stderr; True when one of them held nothing
+    readable."""
     nothing = False
     for capture in report["captures"]:
         anomalies = capture["anomalies"]
@@ -357,6 +358,16 @@ def _say_damage(report: Report, err: TextIO) -> bool:
             for kind, text in FILE_DAMAGE.items()
             if anomalies.get(kind)
         ]
+        if not damage and capture["packets"] == 0:
+            nothing = True
+            empty = all(f["format"] == "empty" for f in capture["files"])
+            said = f"smtpfw: error: {capture['path']}: " + (
+                "empty file (0 bytes): nothing to analyse"
+                if empty
+                else "the capture holds no packets: nothing to analyse"
+            )
+            err.write(visible(said) + "\n")
+            continue
         if not damage:
             continue
         if capture["packets"] == 0:

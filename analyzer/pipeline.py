@@ -20,7 +20,7 @@ import os
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final, Protocol
 
 from analyzer._common import Anomaly, Direction
@@ -117,13 +117,31 @@ class _Flow:
         """HTTP CONNECT preambles to skip, when the flow is SMTP through a proxy tunnel."""
 
 
+MAX_PORTS_COUNTED: Final = 32
+"""Distinct server ports counted per capture; connections to further ports are only summed
+(`PipelineStats.other_ports`), so a port scan cannot grow the tally."""
+
+
 @dataclass(slots=True)
 class PipelineStats:
-    """How many TCP flows were seen and how many carried SMTP."""
+    """How many TCP flows were seen, to which server ports, and how many carried SMTP."""
 
     tcp_flows: int = 0
     smtp_sessions: int = 0
     non_smtp_flows: int = 0
+    server_ports: dict[int, int] = field(default_factory=dict)
+    """Connections per server port, for the first `MAX_PORTS_COUNTED` ports seen."""
+    other_ports: int = 0
+    """Connections to ports beyond those."""
+
+    def count_port(self, port: int) -> None:
+        ports = self.server_ports
+        if port in ports:
+            ports[port] += 1
+        elif len(ports) < MAX_PORTS_COUNTED:
+            ports[port] = 1
+        else:
+            self.other_ports += 1
 
 
 class _SessionSink:
@@ -147,6 +165,7 @@ class _SessionSink:
 
     def on_flow_start(self, flow: FlowInfo) -> None:
         self.stats.tcp_flows += 1
+        self.stats.count_port(flow.server.port)
         state = _Flow(flow, SmtpObserver(), SessionBuilder(flow))
         if flow.server.port in MAIL_PORTS or flow.client.port in MAIL_PORTS:
             state.smtp = True

@@ -28,6 +28,7 @@ from .model import (
     OrientationEntry,
     PairEntry,
     Report,
+    TrafficEntry,
     TranscriptLine,
     VerdictEntry,
 )
@@ -74,6 +75,20 @@ def _capture(info: CaptureInfo) -> CaptureEntry:
         ],
         "smtp_sessions": info.pipeline.smtp_sessions,
         "anomalies": dict(sorted(anomalies.items())),
+        "traffic": _traffic(info),
+    }
+
+
+def _traffic(info: CaptureInfo) -> TrafficEntry:
+    stats, pipeline = info.stats, info.pipeline
+    ports = sorted(pipeline.server_ports.items(), key=lambda item: (-item[1], item[0]))
+    return {
+        "tcp_segments": stats.tcp_segments,
+        "non_tcp": stats.non_tcp,
+        "non_ip": stats.non_ip,
+        "tcp_connections": pipeline.tcp_flows,
+        "server_ports": {str(port): count for port, count in ports},
+        "other_ports": pipeline.other_ports,
     }
 
 
@@ -241,7 +256,9 @@ def build_report(analysis: Analysis) -> Report:
 def _verdict(analysis: Analysis) -> VerdictEntry:
     """What the analysis concludes, in one word (the headline is added from the digest)."""
     overlap = analysis.overlap
-    if overlap is not None and overlap.kind is not OverlapKind.OVERLAP:
+    if not analysis.sessions:
+        kind, reasons = "no_smtp", []
+    elif overlap is not None and overlap.kind is not OverlapKind.OVERLAP:
         kind, reasons = str(overlap.kind), list(overlap.reasons)
     else:
         kind, reasons = ("findings" if analysis.findings else "clean"), []

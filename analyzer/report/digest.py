@@ -492,6 +492,9 @@ def verdict(report: Report, index: Index | None = None) -> Verdict:
 
 
 NO_OVERLAP_HEADLINE = "These captures do not overlap"
+NO_SMTP_HEADLINE = "No SMTP sessions in this capture: nothing to judge"
+NO_SMTP_HEADLINE_TWO = "No SMTP sessions in these captures: nothing to judge"
+PORTS_SHOWN = 8
 UNPROVEN_PREFIX = "Overlap not proven — "
 
 
@@ -507,6 +510,30 @@ def _reasons(report: Report) -> list[str]:
     entry = report.get("verdict")
     reasons = entry.get("reasons") if isinstance(entry, Mapping) else None
     return [as_str(r) for r in reasons or []]
+
+
+def _what_was_read(capture: Mapping[str, Any], named: bool) -> str:
+    """One sentence on what a capture without SMTP held: packets, connections, ports."""
+    packets = as_int(capture.get("packets")) or 0
+    traffic = capture.get("traffic")
+    where = f"{as_str(capture.get('path'))}: " if named else ""
+    if not packets:
+        return f"{where}{'the' if named else 'The'} capture holds no packets."
+    said = f"{where}{plural(packets, 'packet')} read"
+    if isinstance(traffic, Mapping):
+        connections = as_int(traffic.get("tcp_connections")) or 0
+        ports = traffic.get("server_ports") or {}
+        shown = [f"{port} ({count})" for port, count in list(ports.items())[:PORTS_SHOWN]]
+        more = len(ports) - len(shown) + (1 if as_int(traffic.get("other_ports")) else 0)
+        port_text = f", to port {', '.join(shown)}" if shown else ""
+        if more > 0:
+            port_text += " and others"
+        said += (
+            f": {plural(connections, 'TCP connection')}{port_text}, "
+            f"{plural(as_int(traffic.get('non_tcp')) or 0, 'non-TCP packet')} (UDP, ICMP, ...), "
+            f"{plural(as_int(traffic.get('non_ip')) or 0, 'non-IP frame')}"
+        )
+    return said + "; none of it is SMTP."
 
 
 def notices(report: Report) -> list[str]:
@@ -554,6 +581,12 @@ def notices(report: Report) -> list[str]:
 def _verdict(report: Report, index: Index) -> Verdict:
     findings = ordered_findings(report)
     total = len({index.connection(s)[0] for s in index.sessions})
+    if verdict_kind(report) == "no_smtp":
+        headline = NO_SMTP_HEADLINE_TWO if index.two_sided else NO_SMTP_HEADLINE
+        happened = " ".join(
+            _what_was_read(capture, index.two_sided) for capture in report.get("captures") or []
+        )
+        return _without_findings(index.two_sided, headline, happened, total)
     if verdict_kind(report) == "no_overlap":
         reasons = "; ".join(_reasons(report)) or "they share no SMTP session"
         happened = (

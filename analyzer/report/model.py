@@ -22,6 +22,23 @@ class CaptureEntry(TypedDict):
     files: list[dict[str, Any]]
     smtp_sessions: int
     anomalies: dict[str, int]
+    traffic: NotRequired[TrafficEntry]
+    """Absent from reports written before it existed."""
+
+
+class TrafficEntry(TypedDict):
+    """What a capture held besides SMTP (DOMAIN.md §4, "traffic"): how a capture without any
+    SMTP session is described."""
+
+    tcp_segments: int
+    non_tcp: int
+    """IP packets of other protocols (UDP, ICMP, ...)."""
+    non_ip: int
+    tcp_connections: int
+    server_ports: dict[str, int]
+    """Connections per server port (as a string key), most first; at most 32 ports."""
+    other_ports: int
+    """Connections to ports beyond those."""
 
 
 class EvidenceEntry(TypedDict):
@@ -81,7 +98,8 @@ class VerdictEntry(TypedDict):
     """The overall verdict, said plainly (DOMAIN.md §4, "verdict")."""
 
     kind: str
-    """'findings', 'clean', 'unproven_overlap' or 'no_overlap'."""
+    """'findings', 'clean', 'unproven_overlap', 'no_overlap' or 'no_smtp' (no SMTP session in
+    any capture: nothing to judge)."""
     two_sided: bool
     headline: str
     reasons: list[str]
