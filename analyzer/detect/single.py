@@ -91,11 +91,24 @@ def masked_keywords(session: SmtpSession) -> list[Finding]:
     ]
 
 
+def _first_replies(lines: Sequence[Line]) -> dict[int, int]:
+    """For each command index, the index of the first later line that answers it: one pass,
+    so that a session of millions of pipelined commands costs no more than its lines."""
+    first: dict[int, int] = {}
+    for j, line in enumerate(lines):
+        answers = line.answers
+        if answers is not None and answers < j and answers not in first:
+            first[answers] = j
+    return first
+
+
 def _garbled(session: SmtpSession) -> list[Line]:
     """Commands that arrived as X's (server-side view), or well-formed commands the server
     answered as unknown (client-side view: they were garbled on the way)."""
+    lines = session.lines
+    first_reply = _first_replies(lines)
     found: list[Line] = []
-    for i, line in enumerate(session.lines):
+    for i, line in enumerate(lines):
         if not line.verb:
             continue
         if is_masked_verb(line.verb):
@@ -103,7 +116,8 @@ def _garbled(session: SmtpSession) -> list[Line]:
             continue
         if line.verb in ("STARTTLS",):
             continue  # its own detector: starttls_rejected
-        reply = next((r for r in session.lines[i + 1 :] if r.answers == i), None)
+        at = first_reply.get(i)
+        reply = lines[at] if at is not None else None
         if (
             reply is not None
             and line.verb in KNOWN_VERBS
