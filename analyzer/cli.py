@@ -16,11 +16,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from analyzer.capture import CaptureStats
+from analyzer.capture.source import is_stream
 from analyzer.errors import SmtpfwError, UsageError
 from analyzer.jsontext import dumps_indented
 from analyzer.parallel import map_sessions
 from analyzer.pipeline import check_captures
 from analyzer.report import digest
+from analyzer.report.digest import plural
 from analyzer.report.model import Report
 from analyzer.session.export import session_dict
 from analyzer.session.model import SmtpSession
@@ -210,7 +213,33 @@ def _cmd_sessions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for session in sorted(sessions, key=lambda s: (s.start_ts, s.flow.index)):
             place(render(session), session.flow.index)
     else:
-        map_sessions(files, "single", render, place)
+        read: list[CaptureStats] = []
+        listed = 0
+
+        def place_counted(rendered: Any, index: int) -> None:
+            nonlocal listed
+            listed += 1
+            place(rendered, index)
+
+        connections = map_sessions(files, "single", render, place_counted, on_stats=read.append)
+        if read:
+            stats = read[0]
+            empty = stats.packets == 0 and all(
+                os.path.getsize(f) == 0 for f in files if not is_stream(f)
+            )
+            name = ", ".join(files)
+            nothing = _said_damage(name, stats.packets, stats.anomaly_counts, empty, err)
+            bad = bad or nothing
+            if not nothing and not listed:
+                err.write(
+                    visible(
+                        f"smtpfw: note: {name}: no SMTP sessions in this capture, nothing to "
+                        f"judge ({plural(stats.packets, 'packet')}, "
+                        f"{plural(connections, 'TCP connection')}, "
+                        f"{plural(stats.non_tcp, 'non-TCP packet')})"
+                    )
+                    + "\n"
+                )
     writer.close()
     return EXIT_BAD_INPUT if bad else EXIT_OK
 
@@ -352,34 +381,36 @@ def _say_damage(report: Report, err: TextIO) -> bool:
     readable."""
     nothing = False
     for capture in report["captures"]:
-        anomalies = capture["anomalies"]
-        damage = [
-            f"{text} ({anomalies[kind]})"
-            for kind, text in FILE_DAMAGE.items()
-            if anomalies.get(kind)
-        ]
-        if not damage and capture["packets"] == 0:
-            nothing = True
-            empty = all(f["format"] == "empty" for f in capture["files"])
-            said = f"smtpfw: error: {capture['path']}: " + (
-                "empty file (0 bytes): nothing to analyse"
-                if empty
-                else "the capture holds no packets: nothing to analyse"
-            )
-            err.write(visible(said) + "\n")
-            continue
-        if not damage:
-            continue
-        if capture["packets"] == 0:
-            nothing = True
-            said = f"smtpfw: error: {capture['path']}: nothing readable: {', '.join(damage)}"
-        else:
-            said = (
-                f"smtpfw: warning: {capture['path']}: {', '.join(damage)}; "
-                "the results cover the readable part"
-            )
-        err.write(visible(said) + "\n")
+        empty = all(f["format"] == "empty" for f in capture["files"])
+        nothing = (
+            _said_damage(capture["path"], capture["packets"], capture["anomalies"], empty, err)
+            or nothing
+        )
     return nothing
+
+
+def _said_damage(
+    path: str, packets: int, anomalies: Mapping[str, int], empty: bool, err: TextIO
+) -> bool:
+    """Say on stderr what is wrong with one capture, if anything; True when nothing in it
+    could be used."""
+    damage = [
+        f"{text} ({anomalies[kind]})" for kind, text in FILE_DAMAGE.items() if anomalies.get(kind)
+    ]
+    if not damage and packets == 0:
+        said = f"smtpfw: error: {path}: " + (
+            "empty file (0 bytes): nothing to analyse"
+            if empty
+            else "the capture holds no packets: nothing to analyse"
+        )
+    elif not damage:
+        return False
+    elif packets == 0:
+        said = f"smtpfw: error: {path}: nothing readable: {', '.join(damage)}"
+    else:
+        said = f"smtpfw: warning: {path}: {', '.join(damage)}; the results cover the readable part"
+    err.write(visible(said) + "\n")
+    return packets == 0
 
 
 def _exit_code(report: Report) -> int:

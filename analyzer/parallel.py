@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Generic, TypeVar
 
-from analyzer.capture import open_capture
+from analyzer.capture import CaptureStats, open_capture
 from analyzer.capture.conversation import Shard
 from analyzer.capture.source import is_stream
 from analyzer.errors import CaptureError, SmtpfwError
@@ -211,7 +211,11 @@ def _work(
 ) -> None:
     """A worker process: read one shard and send what it found; errors go down the pipe."""
     try:
-        read_shard(open_capture(paths, capture_id), _Sender(conn, render), shard=shard)
+        capture = open_capture(paths, capture_id)
+        read_shard(capture, _Sender(conn, render), shard=shard)
+        if shard.index == 0:
+            # every shard reads every record: the first one's record counters are the file's
+            conn.send(capture.stats)
     except CaptureError as exc:
         conn.send(_Failure("capture", exc.problem, str(exc.path)))
     except SmtpfwError as exc:
@@ -230,8 +234,9 @@ def _raise(failure: _Failure) -> None:
     raise RuntimeError(f"a worker process failed: {failure.message}")
 
 
-def _merge(conns: list[Connection], merger: SessionMerger[T]) -> None:
-    """Feed the workers' events to `merger` in capture order.
+def _merge(conns: list[Connection], merger: SessionMerger[T]) -> CaptureStats:
+    """Feed the workers' events to `merger` in capture order; return the capture's record
+    counters (sent by the first worker once it is done).
 
     Events at or before the position every worker has read past are final; the worker that is
     furthest behind is the one read from next, so the others wait (their pipes fill) instead of
@@ -257,7 +262,13 @@ def _merge(conns: list[Connection], merger: SessionMerger[T]) -> None:
             else:
                 merger.closed(best, local, rendered)  # type: ignore[arg-type]
         if settled >= END_POSITION:
-            return
+            try:
+                stats = conns[0].recv()
+            except EOFError:
+                raise RuntimeError("a worker process ended without reporting") from None
+            if isinstance(stats, _Failure):
+                _raise(stats)
+            return stats  # type: ignore[no-any-return]
         behind = progress.index(settled)
         try:
             message = conns[behind].recv()
@@ -277,6 +288,7 @@ def map_sessions(
     place: Callable[[T, int], None],
     *,
     workers: int | None = None,
+    on_stats: Callable[[CaptureStats], None] | None = None,
 ) -> int:
     """Render every SMTP session of a capture and place them in `tcp.stream` order.
 
@@ -284,7 +296,8 @@ def map_sessions(
     result must be picklable. There conversation numbers are provisional (the shard's own):
     `render` must not use `session.id`, `session.flow.index`, or the number of the earlier
     connection a `port_reuse` anomaly's detail quotes. `place(rendered, tcp_stream)` runs in
-    this process with the conversation's real number. Returns the number of TCP conversations.
+    this process with the conversation's real number. Returns the number of TCP conversations;
+    `on_stats`, if given, is told what reading the files found (packets, damage anomalies).
     Raises CaptureError as `open_capture` does, also for a file that fails while being read.
     """
     files = list(paths)
@@ -294,8 +307,11 @@ def map_sessions(
         count = 1  # a stream is read once, by this process
     merger: SessionMerger[T] = SessionMerger(place)
     if count == 1 or "fork" not in multiprocessing.get_all_start_methods():
-        read_shard(open_capture(files, capture_id), _Local(merger, render))
+        capture = open_capture(files, capture_id)
+        read_shard(capture, _Local(merger, render))
         merger.finish()
+        if on_stats is not None:
+            on_stats(capture.stats)
         return merger.conversations
     context = multiprocessing.get_context("fork")
     conns: list[Connection] = []
@@ -313,8 +329,10 @@ def map_sessions(
             sender.close()
             conns.append(receiver)
             processes.append(process)
-        _merge(conns, merger)
+        stats = _merge(conns, merger)
         merger.finish()
+        if on_stats is not None:
+            on_stats(stats)
     finally:
         for conn in conns:
             conn.close()

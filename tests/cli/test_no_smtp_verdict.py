@@ -88,3 +88,40 @@ def test_a_capture_with_a_header_and_no_packet_is_unusable_input(
     code, _, err = _analyze(header_only, tmp_path / "out", capsys)
     assert code == 2
     assert "the capture holds no packets: nothing to analyse" in err
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sessions_says_on_stderr_that_a_capture_holds_no_smtp(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    workers: str,
+) -> None:
+    monkeypatch.setenv("SMTPFW_WORKERS", workers)
+    capture = _web_and_dns(tmp_path / "web.pcap")
+    assert main(["sessions", str(capture)]) == 0
+    said = capsys.readouterr()
+    assert said.out.endswith("0 SMTP session(s)\n")
+    assert said.err == (
+        f"smtpfw: note: {capture}: no SMTP sessions in this capture, nothing to judge "
+        "(9 packets, 1 TCP connection, 1 non-TCP packet)\n"
+    )
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sessions_names_a_capture_cut_short_and_lists_what_was_readable(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    workers: str,
+) -> None:
+    monkeypatch.setenv("SMTPFW_WORKERS", workers)
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes((CAPTURES / "clean-starttls" / "client-side.pcap").read_bytes()[:-7])
+    assert main(["sessions", str(cut)]) == 0
+    said = capsys.readouterr()
+    assert said.out.endswith("3 SMTP session(s)\n")
+    assert said.err == (
+        f"smtpfw: warning: {cut}: cut short in the middle of a record (1); "
+        "the results cover the readable part\n"
+    )

@@ -240,10 +240,14 @@ def test_json_output_is_what_json_dump_writes_for_the_sessions_in_order(
     assert printed == json.dumps(items, indent=2, ensure_ascii=True) + "\n"
 
 
-def test_an_empty_capture_prints_an_empty_array(tmp_path: Path) -> None:
+def test_an_empty_capture_prints_an_empty_array_and_is_unusable_input(tmp_path: Path) -> None:
     empty = tmp_path / "empty.pcap"
     empty.write_bytes(b"")
-    assert run_cli(str(empty), "--json") == "[]\n"
+    out, err = io.StringIO(), io.StringIO()
+    args = cli.build_parser().parse_args(["sessions", str(empty), "--json"])
+    assert cli._cmd_sessions(args, out, err) == 2
+    assert out.getvalue() == "[]\n"
+    assert err.getvalue() == f"smtpfw: error: {empty}: empty file (0 bytes): nothing to analyse\n"
 
 
 def test_a_long_table_is_streamed_at_full_column_width(
