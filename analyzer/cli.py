@@ -368,14 +368,6 @@ def _cmd_analyze(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return _exit_code(report)
 
 
-FILE_DAMAGE = {
-    "truncated_record": "cut short in the middle of a record",
-    "bad_block": "a damaged block",
-    "malformed_packet": "malformed packets",
-}
-"""Capture anomalies that say the file itself is damaged: the CLI says so on stderr."""
-
-
 def _say_damage(report: Report, err: TextIO) -> bool:
     """Name each damaged or empty capture on stderr; True when one of them held nothing
     readable."""
@@ -394,9 +386,7 @@ def _said_damage(
 ) -> bool:
     """Say on stderr what is wrong with one capture, if anything; True when nothing in it
     could be used."""
-    damage = [
-        f"{text} ({anomalies[kind]})" for kind, text in FILE_DAMAGE.items() if anomalies.get(kind)
-    ]
+    damage = digest.damage({"anomalies": anomalies})
     if not damage and packets == 0:
         said = f"smtpfw: error: {path}: " + (
             "empty file (0 bytes): nothing to analyse"

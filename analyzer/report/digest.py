@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from .model import FindingEntry, Report, TranscriptLine
 
@@ -536,10 +536,35 @@ def _what_was_read(capture: Mapping[str, Any], named: bool) -> str:
     return said + "; none of it is SMTP."
 
 
+FILE_DAMAGE: Final = {
+    "truncated_record": "cut short in the middle of a record",
+    "bad_block": "a damaged block",
+    "malformed_packet": "malformed packets",
+}
+"""Capture anomalies (report.json `captures[].anomalies`) that say the file itself is damaged."""
+
+
+def damage(capture: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a capture file itself, as phrases with their counts."""
+    anomalies = capture.get("anomalies") or {}
+    return [
+        f"{text} ({as_int(anomalies.get(kind)) or 0})"
+        for kind, text in FILE_DAMAGE.items()
+        if anomalies.get(kind)
+    ]
+
+
 def notices(report: Report) -> list[str]:
-    """What a reader must know before the verdict: sides given the wrong way round, captures
-    whose overlap is not proven. Plain sentences (file names raw)."""
+    """What a reader must know before the verdict: damaged capture files, sides given the wrong
+    way round, captures whose overlap is not proven. Plain sentences (file names raw)."""
     out: list[str] = []
+    for capture in report.get("captures") or []:
+        wrong = damage(capture)
+        if wrong:
+            out.append(
+                f"{as_str(capture.get('path'))} is damaged: {', '.join(wrong)}. The results "
+                "cover only its readable part."
+            )
     orientation = report.get("orientation")
     if isinstance(orientation, Mapping):
         given = orientation.get("given") or {}

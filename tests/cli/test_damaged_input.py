@@ -44,3 +44,20 @@ def test_a_capture_with_nothing_readable_is_unusable_input(
         f"smtpfw: error: {header_and_a_bit}: nothing readable: "
         "cut short in the middle of a record (1)"
     ]
+
+
+def test_a_capture_cut_short_is_stated_in_every_report_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    whole = (CAPTURES / "banner-masked" / "client-side.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(whole[:-7])
+    out = tmp_path / "out"
+    main(["analyze", str(cut), "--out", str(out), "--format", "json,md,html"])
+    said = "is damaged: cut short in the middle of a record (1). The results cover only"
+    assert said in capsys.readouterr().out
+    for name in ("report.md", "report.html"):
+        assert said in (out / name).read_text(), name
+    rendered = tmp_path / "again"
+    main(["report", str(out / "report.json"), "--out", str(rendered), "--format", "md"])
+    assert said in (rendered / "report.md").read_text()
