@@ -67,6 +67,7 @@ from analyzer.smtp import (
 )
 from analyzer.smtp.detect import IMPLICIT_TLS_PORTS, looks_like_tls_record
 from analyzer.smtp.events import AnomalySeen, SmtpAnomaly
+from analyzer.smtp.secrets import blank_secrets
 from analyzer.tunnel import PreambleSkipper, is_connect_request
 
 MAIL_PORTS: Final = frozenset({25, 587, 2525})
@@ -249,6 +250,11 @@ class _SessionSink:
             frame=data.frame,
             marks=data.marks,
         )
+        secrets = state.observer.take_secrets()
+        if secrets and state.streams is not None:
+            # The bytes were kept above, before the observer found the credentials among them.
+            record = state.streams.client_to_server
+            blank_secrets(record.data, record.base, secrets)
         if events:
             state.builder.add(events)
 

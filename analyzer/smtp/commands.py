@@ -73,6 +73,17 @@ VERB_MAX_CHARS: Final = 64
 _SASL_RESPONSE: Final = re.compile(rb"[A-Za-z0-9+/]*={0,2}|\*")
 """A SASL response line: base64 (RFC 4954 §4) or `*` to cancel the exchange."""
 
+SASL_MECHANISM: Final = re.compile(rb"[A-Za-z0-9_-]{1,20}")
+"""A SASL mechanism name (RFC 4422 §3.1): `sasl-mech = 1*20mech-char`, `mech-char = UPPER-ALPHA /
+DIGIT / HYPHEN / UNDERSCORE`; matched case-insensitively, as servers read it on the wire."""
+
+INVALID_MECHANISM: Final = b"<invalid>"
+"""Stored instead of a mechanism name that breaks the grammar: it may be the credential itself
+(`AUTH <token>`, the mechanism forgotten)."""
+
+_INITIAL_RESPONSE: Final = re.compile(rb"[A-Za-z0-9+/]+={0,2}|=")
+"""An AUTH initial response (RFC 4954 §4): base64, or `=` for an empty one."""
+
 _PATH_KEYWORD: Final = re.compile(rb"\s*(?:FROM|TO)\s*:\s*", re.IGNORECASE)
 
 
@@ -95,18 +106,52 @@ def is_masked_verb(verb: str) -> bool:
 def redact_auth(content: bytes) -> tuple[bytes, bytes]:
     """An AUTH line cut after its mechanism: (raw, args), the initial response dropped.
 
-    `AUTH PLAIN dGVzdAB0ZXN0ADEyMzQ=` → (b'AUTH PLAIN', b'PLAIN').
+    `AUTH PLAIN dGVzdAB0ZXN0ADEyMzQ=` → (b'AUTH PLAIN', b'PLAIN'). A mechanism that breaks the
+    RFC 4422 grammar is not kept: `AUTH dGVzdA==` → (b'AUTH <invalid>', b'<invalid>').
     """
+    raw, mechanism, _ = auth_parts(content)
+    return raw, mechanism
+
+
+def auth_parts(content: bytes) -> tuple[bytes, bytes, int]:
+    """An AUTH line's (raw, mechanism, secret): the line cut after a valid mechanism, the
+    mechanism (or `INVALID_MECHANISM`), and where in `content` the bytes that may hold a
+    credential begin, after the blanks that follow the mechanism (`len(content)`: none)."""
     space = content.find(b" ")
     if space < 0:
-        return content, b""
+        return content, b"", len(content)
     start = space + 1
     while start < len(content) and content[start] in b" \t":
         start += 1
     end = start
     while end < len(content) and content[end] not in b" \t":
         end += 1
-    return content[:end], content[start:end]
+    if start == end:
+        return content[:end], b"", len(content)
+    if SASL_MECHANISM.fullmatch(content, start, end) is None:
+        return content[:start] + INVALID_MECHANISM, INVALID_MECHANISM, start
+    secret = end
+    while secret < len(content) and content[secret] in b" \t":
+        secret += 1
+    return content[:end], content[start:end], secret
+
+
+def is_masked_auth(verb: str, args: bytes) -> bool:
+    """An unknown verb followed by a SASL mechanism and an initial response: an AUTH line whose
+    verb an inspecting firewall overwrote (a PIX writes X's or `*`'s of the verb's length).
+
+    Only the two-argument shape counts: `XXXX` alone or `XXXXXXXX` (a masked STARTTLS) stay the
+    unknown commands they are. Taking another unknown command of that shape for AUTH only hides
+    its second argument.
+    """
+    if verb in VERBS:
+        return False
+    words = args.split()
+    return (
+        len(words) == 2
+        and SASL_MECHANISM.fullmatch(words[0]) is not None
+        and _INITIAL_RESPONSE.fullmatch(words[1]) is not None
+    )
 
 
 def looks_like_sasl_response(content: bytes) -> bool:

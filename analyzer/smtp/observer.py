@@ -22,10 +22,11 @@ from analyzer._common import Direction, FrameMarks, FrameRef
 
 from .commands import (
     VERBS,
+    auth_parts,
+    is_masked_auth,
     is_masked_verb,
     looks_like_sasl_response,
     parse_bdat,
-    redact_auth,
     split_command,
 )
 from .events import (
@@ -151,6 +152,8 @@ class SmtpObserver:
         # challenges still wait for the client's response line.
         self._auth: Command | None = None
         self._sasl_expected = 0
+        self._secrets: list[tuple[int, int]] = []
+        """Client stream ranges [start, end) that held AUTH credentials, not yet taken."""
         self._resync_client = False
         # The message in progress (DATA or BDAT).
         self._message: MessageScanner | None = None
@@ -179,6 +182,15 @@ class SmtpObserver:
         """Every anomaly seen, by kind, including those not reported again as events."""
 
     # -- public surface -------------------------------------------------------------------
+
+    def take_secrets(self) -> list[tuple[int, int]]:
+        """Client stream ranges [start, end) found since the last call to hold AUTH credentials
+        (initial responses, SASL responses): whoever keeps the raw bytes blanks them
+        (`blank_secrets`). Empty for any session without AUTH."""
+        secrets = self._secrets
+        if secrets:
+            self._secrets = []
+        return secrets
 
     def feed(
         self,
@@ -544,10 +556,13 @@ class SmtpObserver:
             if self._sasl_expected:
                 self._sasl_expected -= 1
             self._line_anomalies(line, C2S, AUTH_LINE_MAX)
+            if content:
+                self._secrets.append((line.offset, line.offset + len(content)))
             return
         verb, args = split_command(content)
         known = verb in VERBS
         masked = not known and is_masked_verb(verb)
+        auth = verb == "AUTH" or (not known and is_masked_auth(verb, args))
         if self._resync_client:
             self._resync_client = False
             if not known and not masked:
@@ -569,14 +584,16 @@ class SmtpObserver:
                 line.ts,
             )
         raw = content
-        if verb == "AUTH":
-            raw, args = redact_auth(content)
+        if auth:
+            raw, args, secret = auth_parts(content)
+            if secret < len(content):
+                self._secrets.append((line.offset + secret, line.offset + len(content)))
         command = new_command(
             verb, args, raw, line.terminator, line.offset, line.frame, line.ts, known
         )
         out = self._out
         out.append(command)
-        self._line_anomalies(line, C2S, AUTH_LINE_MAX if verb == "AUTH" else COMMAND_LINE_MAX)
+        self._line_anomalies(line, C2S, AUTH_LINE_MAX if auth else COMMAND_LINE_MAX)
         if masked:
             self._report(
                 SmtpAnomaly.MASKED_COMMAND,
@@ -619,6 +636,10 @@ class SmtpObserver:
         pending.append(command)
         if len(pending) > MAX_PENDING_COMMANDS:
             pending.popleft()
+        if auth:
+            # A masked AUTH too: its SASL responses are consumed as AUTH's are.
+            self._auth = command
+            return
         effect = command_effect(verb)
         if effect is NO_COMMAND_EFFECT:
             return
@@ -844,7 +865,9 @@ class SmtpObserver:
             # Whatever it answers (an AUTH lost in a gap, too), the client's next line is a
             # SASL response: never read it as a command.
             self._sasl_expected += 1
-        elif self._sasl_expected or (command is not None and command.verb == "AUTH"):
+        elif self._sasl_expected or (
+            command is not None and (command.verb == "AUTH" or command is self._auth)
+        ):
             self._sasl_expected = 0
             self._auth = None
         if command is None:
