@@ -103,24 +103,96 @@ def _fewer_collections() -> Iterator[None]:
 
 
 class _Flow:
-    """What the pipeline keeps for one open flow."""
+    """What the pipeline keeps for one open flow. Its observer and session builder are made
+    when first needed: a connection that never carries a byte (a SYN flood, a port scan) costs
+    only this."""
 
-    __slots__ = ("builder", "info", "observer", "smtp", "sniffed", "streams", "tunnel")
+    __slots__ = ("_builder", "_observer", "info", "smtp", "sniffed", "streams", "tunnel")
 
-    def __init__(self, info: FlowInfo, observer: SmtpObserver, builder: SessionBuilder) -> None:
+    def __init__(self, info: FlowInfo) -> None:
         self.info = info
-        self.observer = observer
-        self.builder = builder
+        self._observer: SmtpObserver | None = None
+        self._builder: SessionBuilder | None = None
         self.smtp: bool | None = None
         self.sniffed: dict[Direction, bytes] = {}
         self.streams: StreamPair | None = None
         self.tunnel: dict[Direction, PreambleSkipper] | None = None
         """HTTP CONNECT preambles to skip, when the flow is SMTP through a proxy tunnel."""
 
+    @property
+    def observer(self) -> SmtpObserver:
+        observer = self._observer
+        if observer is None:
+            observer = self._observer = SmtpObserver()
+        return observer
+
+    @property
+    def builder(self) -> SessionBuilder:
+        builder = self._builder
+        if builder is None:
+            builder = self._builder = SessionBuilder(self.info)
+        return builder
+
 
 MAX_PORTS_COUNTED: Final = 32
 """Distinct server ports counted per capture; connections to further ports are only summed
 (`PipelineStats.other_ports`), so a port scan cannot grow the tally."""
+
+
+MAX_SILENT_CLIENTS_COUNTED: Final = 10_000
+"""Distinct client addresses remembered among the connections without payload: a flood from
+spoofed sources counts the first this many, then only says there were more."""
+
+
+@dataclass(slots=True)
+class SilentConnections:
+    """Mail-port connections that carried no payload either way (half-open or refused SYNs, a
+    port scan, a probe that only connects): not SMTP sessions, only summarised here."""
+
+    count: int = 0
+    unanswered: int = 0
+    """Of those, connections from which the capture holds no packet of the server at all."""
+    reset: int = 0
+    """Of those, connections ended by a reset (either way)."""
+    first_ts: float | None = None
+    last_ts: float | None = None
+    clients: set[str] = field(default_factory=set)
+    """Distinct client addresses, the first `MAX_SILENT_CLIENTS_COUNTED`."""
+    more_clients: bool = False
+    """More distinct clients than `clients` holds were seen."""
+
+    def add(self, flow: FlowInfo, stats: FlowStats) -> None:
+        self.count += 1
+        if stats.server_to_client.packets == 0:
+            self.unanswered += 1
+        ends = (stats.client_to_server.end, stats.server_to_client.end)
+        if any(end is not None and end.kind is EndKind.RST for end in ends):
+            self.reset += 1
+        start, end_ts = flow.start_ts, stats.end_ts or flow.start_ts
+        if self.first_ts is None or start < self.first_ts:
+            self.first_ts = start
+        if self.last_ts is None or end_ts > self.last_ts:
+            self.last_ts = end_ts
+        clients = self.clients
+        if flow.client.ip not in clients:
+            if len(clients) < MAX_SILENT_CLIENTS_COUNTED:
+                clients.add(flow.client.ip)
+            else:
+                self.more_clients = True
+
+
+def carried_nothing(stats: FlowStats) -> bool:
+    """No payload byte crossed either way, delivered or lost (a gap is payload the capture
+    missed)."""
+    c2s, s2c = stats.client_to_server, stats.server_to_client
+    return (
+        c2s.payload_packets == 0
+        and s2c.payload_packets == 0
+        and c2s.bytes == 0
+        and s2c.bytes == 0
+        and c2s.gap_bytes == 0
+        and s2c.gap_bytes == 0
+    )
 
 
 @dataclass(slots=True)
@@ -134,6 +206,8 @@ class PipelineStats:
     """Connections per server port, for the first `MAX_PORTS_COUNTED` ports seen."""
     other_ports: int = 0
     """Connections to ports beyond those."""
+    silent: SilentConnections = field(default_factory=SilentConnections)
+    """Mail-port connections without payload, which are not made into sessions."""
 
     def count_port(self, port: int) -> None:
         ports = self.server_ports
@@ -167,7 +241,7 @@ class _SessionSink:
     def on_flow_start(self, flow: FlowInfo) -> None:
         self.stats.tcp_flows += 1
         self.stats.count_port(flow.server.port)
-        state = _Flow(flow, SmtpObserver(), SessionBuilder(flow))
+        state = _Flow(flow)
         if flow.server.port in MAIL_PORTS or flow.client.port in MAIL_PORTS:
             state.smtp = True
         if self.keep_streams:
@@ -299,8 +373,15 @@ class _SessionSink:
             if self.on_closed is not None:
                 self.on_closed(flow, None)
             return
+        tls_only = self.tls_only.pop(flow.index, None)
+        if tls_only is None and carried_nothing(stats):
+            # No byte of SMTP: a connection attempt, summarised rather than made a session.
+            self.stats.silent.add(flow, stats)
+            if self.on_closed is not None:
+                self.on_closed(flow, None)
+            return
         state.builder.add(state.observer.feed_eof(ts=stats.end_ts or flow.start_ts))
-        tls = self.tls_only.pop(flow.index, None) or state.observer.tls_bytes
+        tls = tls_only or state.observer.tls_bytes
         session = state.builder.build(
             f"{self.capture_id}#{flow.index}",
             stats,

@@ -33,6 +33,8 @@ from .model import (
     VerdictEntry,
 )
 
+SILENT_ANOMALY = "connections_without_payload"
+"""The capture anomaly that counts mail-port connections without payload (`traffic` says more)."""
 TRANSCRIPT_LINES = 400
 """Lines of dialogue kept per session in the report."""
 TIME_DIGITS = 6
@@ -55,6 +57,8 @@ def _files(info: CaptureInfo) -> dict[tuple[str, int], str]:
 
 def _capture(info: CaptureInfo) -> CaptureEntry:
     anomalies = Counter(str(a.kind) for a in info.stats.anomalies)
+    if info.pipeline.silent.count:
+        anomalies[SILENT_ANOMALY] = info.pipeline.silent.count
     return {
         "id": info.id,
         "path": ", ".join(info.paths),
@@ -82,7 +86,7 @@ def _capture(info: CaptureInfo) -> CaptureEntry:
 def _traffic(info: CaptureInfo) -> TrafficEntry:
     stats, pipeline = info.stats, info.pipeline
     ports = sorted(pipeline.server_ports.items(), key=lambda item: (-item[1], item[0]))
-    return {
+    entry: TrafficEntry = {
         "tcp_segments": stats.tcp_segments,
         "non_tcp": stats.non_tcp,
         "non_ip": stats.non_ip,
@@ -90,6 +94,18 @@ def _traffic(info: CaptureInfo) -> TrafficEntry:
         "server_ports": {str(port): count for port, count in ports},
         "other_ports": pipeline.other_ports,
     }
+    silent = pipeline.silent
+    if silent.count:
+        entry["connections_without_payload"] = {
+            "count": silent.count,
+            "unanswered": silent.unanswered,
+            "reset": silent.reset,
+            "clients": len(silent.clients),
+            "more_clients": silent.more_clients,
+            "first_ts": _t(silent.first_ts),
+            "last_ts": _t(silent.last_ts),
+        }
+    return entry
 
 
 def _evidence(e: Evidence, files: dict[tuple[str, int], str]) -> EvidenceEntry:

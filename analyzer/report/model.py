@@ -39,6 +39,26 @@ class TrafficEntry(TypedDict):
     """Connections per server port (as a string key), most first; at most 32 ports."""
     other_ports: int
     """Connections to ports beyond those."""
+    connections_without_payload: NotRequired[SilentEntry]
+    """Mail-port connections that carried no payload (not sessions); absent when none."""
+
+
+class SilentEntry(TypedDict):
+    """Mail-port connections without a payload byte either way (DOMAIN.md §4, "traffic"): a
+    SYN flood, a port scan or refused attempts, summarised in one entry instead of a session
+    each."""
+
+    count: int
+    unanswered: int
+    """Of those, connections of which the capture holds no packet from the server."""
+    reset: int
+    """Of those, connections ended by a reset."""
+    clients: int
+    """Distinct client addresses (at most 10,000 are counted)."""
+    more_clients: bool
+    """More distinct clients than `clients` were seen."""
+    first_ts: float | None
+    last_ts: float | None
 
 
 class EvidenceEntry(TypedDict):
