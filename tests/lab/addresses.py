@@ -39,6 +39,9 @@ PROXY_PORT = 10025
 # Client ephemeral ports and NAT ports do not overlap, so a translated port always differs.
 CLIENT_PORT_RANGE = (50000, 59999)
 NAT_PORT_RANGE = (20000, 29999)
+# Source ports the lab picks itself (runs with many sessions): outside the kernel's ephemeral
+# range, so none is a port an earlier run's connection still holds in TIME_WAIT.
+CHOSEN_PORT_RANGE = (60000, 64999)
 
 LAB_DOMAIN = "lab.example"
 CLIENT_DOMAIN = "client.example"

@@ -1,10 +1,10 @@
 """tcpdump on the middlebox's interfaces: start it, know it listens, stop it without losing packets.
 
 What it does: runs tcpdump inside the fw namespace (packet-buffered `-U`, `--immediate-mode`,
-full snap length unless a scenario cuts it, no name resolution, optional `-i any` with the SLL2
-link type and an `ifindex` filter, optional nanosecond time stamps), waits for its "listening
-on" line, stops it with SIGINT and reads its packet counters; converts a finished file to pcapng
-with editcap.
+full snap length unless a scenario cuts it, a 64 MiB buffer, no name resolution, optional
+`-i any` with the SLL2 link type and an `ifindex` filter, optional nanosecond time stamps),
+waits for its "listening on" line, stops it with SIGINT and reads its packet counters; converts
+a finished file to pcapng with editcap.
 What it does not do: read the packets (see `pcapread.py`).
 """
 
@@ -20,6 +20,10 @@ from .shell import LabError, Program, run, start
 READY_MARKER = "listening on"
 COUNTER = re.compile(r"(\d+) packets? (captured|received by filter|dropped by kernel)")
 LINUX_SLL2 = "LINUX_SLL2"
+BUFFER_KIB = 65536
+"""tcpdump -B. libpcap sizes each ring slot for the snap length when it cannot know the MTU
+(`-i any`): with the 2 MiB default and whole packets that is eight slots, and a burst of nine
+packets before tcpdump reads is a kernel drop. 64 MiB keeps hundreds of slots on any device."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +58,7 @@ class Tcpdump:
     def start(self) -> None:
         s = self.spec
         argv = ["tcpdump", "-i", s.interface, "-w", str(s.path), "-U", "-n", "-s", str(s.snaplen),
-                "--immediate-mode", "-Z", "root"]  # fmt: skip
+                "-B", str(BUFFER_KIB), "--immediate-mode", "-Z", "root"]  # fmt: skip
         if s.sll2:
             argv += ["-y", LINUX_SLL2]
         if s.nanoseconds:

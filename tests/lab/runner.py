@@ -51,7 +51,8 @@ from .shell import LabError, Program, in_netns, lab_env, listening, python_modul
 from .topology import Topology
 
 QUEUE_NUM = 25
-SETTLE_TIMEOUT_SECONDS = 5.0
+SETTLE_TIMEOUT_SECONDS = 30.0
+"""Longer than a lost FIN's retransmissions take to give up or be answered with a reset."""
 DELIVERY_TIMEOUT_SECONDS = 10.0
 CLIENT_TIMEOUT_SECONDS = 120.0
 POLL_SECONDS = 0.05
@@ -178,6 +179,12 @@ class Lab:
         timestamps = "1" if scenario.client_tcp_timestamps else "0"
         self.topology.sysctl(self.topology.client, "net.ipv4.tcp_timestamps", timestamps)
         try:
+            # A connection of the previous run still retransmitting (a FIN whose answer was
+            # lost) would be captured as a connection of this one: wait for it to end first.
+            self._settle()
+            # Anything that changed an interface's features since setup shows here, not as
+            # bad checksums in the captures.
+            self.topology.no_offloads()
             helpers = self._start_middlebox(scenario, directory, log_path)
             self._install_rules(scenario)
             raw_client, raw_server = self._capture_paths(scenario, directory)
@@ -291,12 +298,13 @@ class Lab:
 
         The kernel may hand a port out again as soon as its last connection closed (the server
         closes first, so the client keeps no TIME_WAIT); two sessions on one 4-tuple would make
-        one connection of two in every reader of the captures. (A port the client closed first
-        stays in TIME_WAIT for a minute: a scenario runs once per lab.)
+        one connection of two in every reader of the captures. The ports come from outside the
+        kernel's ephemeral range: a port an earlier run's client closed first stays in
+        TIME_WAIT for a minute, and binding it would fail the session.
         """
         if not scenario.concurrency:
             return [0] * len(scenario.clients)
-        low, high = A.CLIENT_PORT_RANGE
+        low, high = A.CHOSEN_PORT_RANGE
         return random.sample(range(low, high + 1), len(scenario.clients))
 
     def _plan(self, scenario: Scenario, directory: Path) -> dict[str, Any]:
@@ -486,20 +494,32 @@ class Lab:
             path=path, interface=A.FW_INSIDE_IF, bpf=BPF_SMTP, nanoseconds=nano, snaplen=snaplen
         )
 
-    def _settle(self) -> None:
-        """Wait until no SMTP connection is open at either end, then a little longer."""
-        deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
+    def _open_smtp_sockets(self) -> list[str]:
+        """SMTP connections not yet closed, in any namespace (the proxies' in fw too)."""
         argv = ["ss", "-Htn"]
         for state in ACTIVE_STATES:
             argv += ["state", state]
         argv += ["(", "dport", "=", f":{A.SMTP_PORT}", "or", "sport", "=", f":{A.SMTP_PORT}", ")"]
-        while time.monotonic() < deadline:
-            busy = any(
-                run(argv, netns=ns, check=False).stdout.strip()
-                for ns in (self.topology.client, self.topology.server)
-            )
-            if not busy:
-                break
+        return [
+            f"{ns}: {line.strip()}"
+            for ns in self.topology.namespaces
+            for line in run(argv, netns=ns, check=False).stdout.decode().splitlines()
+            if line.strip()
+        ]
+
+    def _settle(self) -> None:
+        """Wait until no SMTP connection is open anywhere, then a little longer.
+
+        LabError if one is still open after SETTLE_TIMEOUT_SECONDS: its packets would land in
+        the next run's captures.
+        """
+        deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
+        while busy := self._open_smtp_sockets():
+            if time.monotonic() > deadline:
+                raise LabError(
+                    f"SMTP connections still open after {SETTLE_TIMEOUT_SECONDS}s: "
+                    + "; ".join(busy)[-2000:]
+                )
             time.sleep(POLL_SECONDS)
         time.sleep(LINGER_SECONDS)
 

@@ -2,7 +2,8 @@
 
 What it does: creates three namespaces named `smtpfw-<pid>-{client,fw,server}`, the two veth
 pairs, addresses and routes, turns forwarding on in fw, turns segmentation and checksum offloads
-off (so captures show wire-sized segments with real checksums), and removes all of it again:
+off on all four veth ends and reads them back with `ethtool -k`, failing the setup if one stays
+on (so captures show wire-sized segments with real checksums), and removes all of it again:
 processes still running inside the namespaces (ended by their process ids), the namespaces, and
 the leftovers of earlier runs whose creating process is gone.
 What it does not do: start any service or firewall rule (see `runner.py`).
@@ -19,9 +20,16 @@ import time
 from pathlib import Path
 
 from . import addresses as A
-from .shell import run
+from .shell import LabError, run
 
 OFFLOAD_FEATURES = ("rx", "tx", "tso", "gso", "gro", "sg")
+# What `ethtool -k` calls each of OFFLOAD_FEATURES; every one must read "off" once set.
+OFFLOAD_NAMES = (
+    "rx-checksumming", "tx-checksumming", "tcp-segmentation-offload",
+    "generic-segmentation-offload", "generic-receive-offload", "scatter-gather",
+)  # fmt: skip
+OFFLOAD_ATTEMPTS = 5
+OFFLOAD_RETRY_SECONDS = 0.2
 KILL_GRACE_SECONDS = 2.0
 
 
@@ -85,6 +93,37 @@ def cleanup_stale(own_pid: int | None = None) -> list[str]:
     return removed
 
 
+def offloads_on(ns: str, dev: str) -> list[str]:
+    """Those of OFFLOAD_NAMES that `ethtool -k` does not report as off for `dev` in `ns`."""
+    out = run(["ethtool", "-k", dev], netns=ns).stdout.decode()
+    state: dict[str, str] = {}
+    for line in out.splitlines():
+        name, sep, value = line.strip().partition(":")
+        if sep:
+            state[name] = value.split()[0] if value.split() else ""
+    return [name for name in OFFLOAD_NAMES if state.get(name) != "off"]
+
+
+def turn_offloads_off(ns: str, dev: str) -> None:
+    """Turn the offloads off on one end and read them back; LabError if any stays on.
+
+    A checksum offload left on makes the captures show partial checksums, a segmentation
+    offload super-sized segments: the lab's ground truth would be wrong, so this is fatal.
+    """
+    argv = ["ethtool", "-K", dev]
+    for feature in OFFLOAD_FEATURES:
+        argv += [feature, "off"]
+    still_on: list[str] = []
+    for _ in range(OFFLOAD_ATTEMPTS):
+        # ethtool exits non-zero when a requested change had no effect: read the state.
+        run(argv, netns=ns, check=False)
+        still_on = offloads_on(ns, dev)
+        if not still_on:
+            return
+        time.sleep(OFFLOAD_RETRY_SECONDS)
+    raise LabError(f"offloads still on for {dev} in {ns}: {', '.join(still_on)}")
+
+
 class Topology:
     """The three namespaces of one lab run."""
 
@@ -98,6 +137,16 @@ class Topology:
     @property
     def namespaces(self) -> tuple[str, str, str]:
         return (self.client, self.fw, self.server)
+
+    @property
+    def veth_ends(self) -> tuple[tuple[str, str], ...]:
+        """Every veth end as (namespace, interface): both ends of both pairs."""
+        return (
+            (self.client, A.CLIENT_IF),
+            (self.fw, A.FW_OUTSIDE_IF),
+            (self.fw, A.FW_INSIDE_IF),
+            (self.server, A.SERVER_IF),
+        )
 
     def setup(self) -> None:
         cleanup_stale(own_pid=self.pid)
@@ -127,14 +176,11 @@ class Topology:
         self._addr(self.fw, f"{A.NAT_ADDRESS}/{A.SERVER_PREFIX_LEN}", A.FW_INSIDE_IF)
         for address in (A.POSTFIX_ADDRESS, A.AIOSMTPD_ADDRESS):
             self._addr(self.server, f"{address}/{A.SERVER_PREFIX_LEN}", A.SERVER_IF)
-        for ns, dev in (
-            (self.client, A.CLIENT_IF),
-            (self.fw, A.FW_OUTSIDE_IF),
-            (self.fw, A.FW_INSIDE_IF),
-            (self.server, A.SERVER_IF),
-        ):
-            self._no_offloads(ns, dev)
+        for ns, dev in self.veth_ends:
+            turn_offloads_off(ns, dev)
             run(["ip", "-n", ns, "link", "set", dev, "up"])
+        # Bringing an end up (or its peer) may renegotiate features: check them all afterwards.
+        self.no_offloads()
         run(["ip", "-n", self.client, "route", "add", "default", "via", A.FW_OUTSIDE_ADDRESS])
         run(["ip", "-n", self.server, "route", "add", "default", "via", A.FW_INSIDE_ADDRESS])
         for ns in self.namespaces:
@@ -153,12 +199,10 @@ class Topology:
     def _addr(ns: str, cidr: str, dev: str) -> None:
         run(["ip", "-n", ns, "addr", "add", cidr, "dev", dev])
 
-    @staticmethod
-    def _no_offloads(ns: str, dev: str) -> None:
-        argv = ["ethtool", "-K", dev]
-        for feature in OFFLOAD_FEATURES:
-            argv += [feature, "off"]
-        run(argv, netns=ns, check=False)
+    def no_offloads(self) -> None:
+        """Offloads off on every veth end, read back; LabError naming any that stays on."""
+        for ns, dev in self.veth_ends:
+            turn_offloads_off(ns, dev)
 
     @staticmethod
     def sysctl(ns: str, key: str, value: str) -> None:
