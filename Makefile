@@ -56,6 +56,7 @@ bench: $(STAMP) compiled
 	$(BIN)/python -m compileall -q analyzer  # timed runs should not compile the sources
 	$(BIN)/python benchmarks/run.py || { $(MAKE) -s pure; exit 1; }
 	$(BIN)/python benchmarks/correlate_scale.py || { $(MAKE) -s pure; exit 1; }
+	$(BIN)/python benchmarks/floods.py || { $(MAKE) -s pure; exit 1; }
 	$(MAKE) -s pure
 
 ## A longer fuzzing campaign (tests/fuzz): make fuzz N=20000 SEED=7; --save keeps new buckets.
