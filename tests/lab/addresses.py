@@ -39,6 +39,11 @@ PROXY_PORT = 10025
 # Client ephemeral ports and NAT ports do not overlap, so a translated port always differs.
 CLIENT_PORT_RANGE = (50000, 59999)
 NAT_PORT_RANGE = (20000, 29999)
+# Each run of one lab SNATs into its own slice of NAT_PORT_RANGE. conntrack is flushed between
+# runs, so the box does not know the server still holds an earlier run's 192.0.2.254:port in
+# TIME_WAIT; a new connection given that port with a lower ISN is answered with an ACK, reset
+# by the client and its retried SYN translated anew: one connection, two on the server side.
+NAT_PORTS_PER_RUN = 400
 # Source ports the lab picks itself (runs with many sessions): outside the kernel's ephemeral
 # range, so none is a port an earlier run's connection still holds in TIME_WAIT.
 CHOSEN_PORT_RANGE = (60000, 64999)

@@ -88,6 +88,8 @@ class ScenarioRun:
     """conntrack's NAT table: client's "ip:port" → the translated "ip:port" (server side)."""
     accident_ts: float | None = None
     """When the capture accident happened (epoch seconds), for the scenarios that have one."""
+    nat_ports: tuple[int, int] = A.NAT_PORT_RANGE
+    """The SNAT port range of this run (its own slice of the lab's)."""
 
 
 class Lab:
@@ -106,6 +108,9 @@ class Lab:
         self.aiosmtpd_maildir = self.base / "aiosmtpd-mail" / "inbox"
         self.runs: dict[str, ScenarioRun] = {}
         self.started = False
+        self.run_count = 0
+        self.nat_ports = A.NAT_PORT_RANGE
+        """The NAT ports of the current run (see addresses.NAT_PORTS_PER_RUN)."""
 
     def __enter__(self) -> Lab:
         self.start()
@@ -159,6 +164,8 @@ class Lab:
         if not self.started or self.dkim is None:
             raise LabError("the lab is not started")
         began = time.monotonic()
+        self.nat_ports = nat_port_slice(self.run_count)
+        self.run_count += 1
         directory = self.base / "runs" / scenario.name
         if directory.exists():
             shutil.rmtree(directory)
@@ -249,6 +256,7 @@ class Lab:
             seconds=time.monotonic() - began,
             translations=translations,
             accident_ts=accident_ts,
+            nat_ports=self.nat_ports,
         )
         self.runs[scenario.name] = result
         return result
@@ -426,7 +434,7 @@ class Lab:
         )  # fmt: skip
 
     def _snat(self, *match: str) -> None:
-        low, high = A.NAT_PORT_RANGE
+        low, high = self.nat_ports
         self._iptables(
             "-t", "nat", "-A", "POSTROUTING", "-o", A.FW_INSIDE_IF, *match, "-p", "tcp",
             "--dport", str(A.SMTP_PORT), "-j", "SNAT",
@@ -558,6 +566,14 @@ class Lab:
         if server is Server.POSTFIX and self.postfix is not None:
             return self.postfix.log()
         return ""
+
+
+def nat_port_slice(index: int) -> tuple[int, int]:
+    """The NAT ports of a lab's run number `index`: its own slice, reused after all were used."""
+    low, high = A.NAT_PORT_RANGE
+    slices = (high - low + 1) // A.NAT_PORTS_PER_RUN
+    first = low + (index % slices) * A.NAT_PORTS_PER_RUN
+    return first, first + A.NAT_PORTS_PER_RUN - 1
 
 
 HAPROXY_LINE = re.compile(r"^proxied (\S+) via (\S+) to (\S+)$")
