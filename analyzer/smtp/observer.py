@@ -556,8 +556,9 @@ class SmtpObserver:
             if self._sasl_expected:
                 self._sasl_expected -= 1
             self._line_anomalies(line, C2S, AUTH_LINE_MAX)
-            if content:
-                self._secrets.append((line.offset, line.offset + len(content)))
+            if line.length:
+                # The whole line, also the part beyond `max_line` that was not kept.
+                self._secrets.append((line.offset, line.offset + line.length))
             return
         verb, args = split_command(content)
         known = verb in VERBS
@@ -587,7 +588,7 @@ class SmtpObserver:
         if auth:
             raw, args, secret = auth_parts(content)
             if secret < len(content):
-                self._secrets.append((line.offset + secret, line.offset + len(content)))
+                self._secrets.append((line.offset + secret, line.offset + line.length))
         command = new_command(
             verb, args, raw, line.terminator, line.offset, line.frame, line.ts, known
         )

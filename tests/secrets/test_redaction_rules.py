@@ -4,11 +4,13 @@ them)."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
 
 from analyzer import analyze
+from analyzer.pipeline import run_capture
 from analyzer.smtp.commands import (
     INVALID_MECHANISM,
     SASL_MECHANISM,
@@ -17,6 +19,7 @@ from analyzer.smtp.commands import (
     redact_auth,
     split_command,
 )
+from analyzer.smtp.limits import DEFAULT_MAX_LINE
 from analyzer.smtp.secrets import blank_secrets
 from tests.detect.transcripts import Item
 
@@ -152,3 +155,25 @@ def test_one_sided_masked_auth_without_replies(tmp_path: Path) -> None:
         ("QUIT", "QUIT"),
     ]
     assert analysis_leaks(analysis) == []
+
+
+def test_a_response_longer_than_a_kept_line_is_blanked_whole(tmp_path: Path) -> None:
+    """A SASL response beyond the longest line the reader keeps (a large GSSAPI token): the
+    kept stream has every one of its octets blanked, not only the part the reader kept."""
+    token = base64.b64encode(bytes(range(256)) * 200)  # 68 268 octets
+    assert len(token) > DEFAULT_MAX_LINE
+    half = len(token) // 2
+    items = dialogue(
+        [
+            ("c", b"AUTH GSSAPI\r\n"),
+            ("s", b"334 \r\n"),
+            ("c", token[:half]),
+            ("c", token[half:] + b"\r\n"),
+            ("s", OK),
+        ]
+    )
+    path = write(tmp_path / "one.pcap", items)
+    (session,) = run_capture([path], "single", keep_streams=True).sessions
+    assert session.streams is not None
+    sent = bytes(session.streams.client_to_server.data)
+    assert b"AUTH GSSAPI\r\n" + b"*" * len(token) + b"\r\nMAIL FROM:" in sent
