@@ -21,6 +21,7 @@ from typing import Final
 from analyzer._common import Direction, FrameRef
 from analyzer.smtp.commands import (
     is_known_verb,
+    is_masked_auth,
     is_masked_verb,
     parse_bdat,
     redact_auth,
@@ -237,13 +238,14 @@ class SmtpSynth:
         content = line.data[: len(line.data) - len(term)]
         verb, args = split_command(content)
         raw = content
-        if verb == "AUTH":
-            raw, args = redact_auth(content)
         known = is_known_verb(verb)
+        auth = verb == "AUTH" or (not known and is_masked_auth(verb, args))
+        if auth:
+            raw, args = redact_auth(content)
         command = Command(verb, args, raw, term, line.offset, ref, ts, known)
         self._client_end = line.offset + len(line.data)
         self._out.append(command)
-        limit = AUTH_LINE_MAX if verb == "AUTH" else COMMAND_LINE_MAX
+        limit = AUTH_LINE_MAX if auth else COMMAND_LINE_MAX
         if len(line.data) > limit:
             self._report(
                 SmtpAnomaly.COMMAND_LINE_TOO_LONG,
