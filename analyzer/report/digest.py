@@ -528,8 +528,16 @@ def _what_was_read(capture: Mapping[str, Any], named: bool) -> str:
         port_text = f", to port {', '.join(shown)}" if shown else ""
         if more > 0:
             port_text += " and others"
+        silent = traffic.get("connections_without_payload")
+        attempts = ""
+        if isinstance(silent, Mapping) and as_int(silent.get("count")):
+            unanswered = as_int(silent.get("unanswered")) or 0
+            attempts = (
+                f" (of them {plural(as_int(silent.get('count')) or 0, 'mail-port attempt')} "
+                f"without a payload byte, {unanswered} never answered)"
+            )
         said += (
-            f": {plural(connections, 'TCP connection')}{port_text}, "
+            f": {plural(connections, 'TCP connection')}{port_text}{attempts}, "
             f"{plural(as_int(traffic.get('non_tcp')) or 0, 'non-TCP packet')} (UDP, ICMP, ...), "
             f"{plural(as_int(traffic.get('non_ip')) or 0, 'non-IP frame')}"
         )

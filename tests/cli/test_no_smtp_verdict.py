@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from scapy.layers.dns import DNS, DNSQR
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from analyzer.cli import main
@@ -124,4 +124,22 @@ def test_sessions_names_a_capture_cut_short_and_lists_what_was_readable(
     assert said.err == (
         f"smtpfw: warning: {cut}: cut short in the middle of a record (1); "
         "the results cover the readable part\n"
+    )
+
+
+def test_unanswered_mail_port_attempts_are_named_in_the_no_smtp_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    syns = []
+    for n in range(5):
+        syn = Ether() / IP(src="198.51.100.7", dst="203.0.113.9") / TCP(sport=40000 + n, dport=25)
+        syn.time = 1.7e9 + n
+        syns.append(syn)
+    capture = craft.write(tmp_path / "syns.pcap", syns)
+    code, out, _ = _analyze(capture, tmp_path / "out", capsys)
+    assert code == 0
+    assert "verdict: No SMTP sessions in this capture: nothing to judge" in out
+    assert (
+        "5 TCP connections, to port 25 (5) (of them 5 mail-port attempts without a payload "
+        "byte, 5 never answered)" in out
     )
