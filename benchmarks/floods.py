@@ -8,14 +8,15 @@ analysed by `smtpfw analyze` in a child process whose wall time and peak residen
 - `syn`: half-open SYNs to port 25 from many clients, never answered (a SYN flood);
 - `tiny`: established connections to port 25 that carry one byte each and close;
 - `rcpt`: one session whose client pipelines a great many RCPT commands, all accepted;
-- `noop`: sessions of many answered NOOPs each.
+- `noop`: sessions of many answered NOOPs each;
+- `tarpit`: the same NOOPs never answered (a tarpit), so no command finds a reply.
 
 What it does not do: time anything against a target or fail on a number (the figures are for
 reading); model real traffic; write IPv6 or pcapng.
 
-Usage: floods.py [--full] [--case syn|tiny|rcpt|noop ...] [--keep DIR]
+Usage: floods.py [--full] [--case syn|tiny|rcpt|noop|tarpit ...] [--keep DIR]
 Default sizes are small (seconds); `--full` uses 1,000,000 SYNs, 100,000 one-byte sessions,
-2,000,000 RCPTs and 30 sessions of 10,000 NOOPs.
+2,000,000 RCPTs and 30 sessions of 10,000 NOOPs (answered, and unanswered).
 """
 
 from __future__ import annotations
@@ -232,7 +233,9 @@ def pipelined_rcpt(w: Writer, count: int) -> None:
     _closing(conn)
 
 
-def noop_sessions(w: Writer, sessions: int, noops: int) -> None:
+def noop_sessions(w: Writer, sessions: int, noops: int, *, answered: bool = True) -> None:
+    """Sessions of `noops` pipelined NOOPs each; unanswered, the server (a tarpit) never
+    replies to them, so no command finds its reply."""
     for i in range(sessions):
         conn = Conn(w, i, START + i)
         _opening(conn)
@@ -242,7 +245,8 @@ def noop_sessions(w: Writer, sessions: int, noops: int) -> None:
             strict=True,
         ):
             conn.client(commands)
-            conn.server(replies)
+            if answered:
+                conn.server(replies)
         _closing(conn)
 
 
@@ -267,6 +271,11 @@ def cases(full: bool) -> list[Case]:
             f"{noop_runs} sessions of {noop_count:,} NOOPs",
             lambda w: noop_sessions(w, noop_runs, noop_count),
         ),
+        Case(
+            "tarpit",
+            f"{noop_runs} sessions of {noop_count:,} unanswered NOOPs",
+            lambda w: noop_sessions(w, noop_runs, noop_count, answered=False),
+        ),
     ]
 
 
@@ -289,7 +298,9 @@ def measure(pcap: Path, out: Path) -> tuple[float, float, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="the full sizes (minutes)")
-    parser.add_argument("--case", action="append", choices=["syn", "tiny", "rcpt", "noop"])
+    parser.add_argument(
+        "--case", action="append", choices=["syn", "tiny", "rcpt", "noop", "tarpit"]
+    )
     parser.add_argument("--keep", type=Path, help="write captures and reports here")
     args = parser.parse_args(argv)
     chosen = [c for c in cases(args.full) if not args.case or c.name in args.case]
