@@ -43,6 +43,9 @@ MAX_ANOMALIES_KEPT: Final = 200
 """Anomalies kept per session (further ones are only counted)."""
 MAX_TRANSACTIONS_KEPT: Final = 1_000
 MAX_HEADERS_KEPT: Final = 200
+MAX_RECIPIENTS_KEPT: Final = 10_000
+"""Recipients (given, and accepted) kept per transaction: RFC 5321 §4.5.3.1.8 asks servers to
+take at least 100, so no real envelope comes near; a pipelined flood of RCPTs stops here."""
 
 _CLIENT_TO_SERVER: Final = Direction.CLIENT_TO_SERVER
 _SERVER_TO_CLIENT: Final = Direction.SERVER_TO_CLIENT
@@ -296,7 +299,7 @@ class SessionBuilder:
         elif verb == "RCPT":
             if self._txn is not None:
                 path, _ = _envelope_path(cmd.args)
-                if len(self._txn.rcpt_to) < 10_000:
+                if len(self._txn.rcpt_to) < MAX_RECIPIENTS_KEPT:
                     self._txn.rcpt_to.append(decode_text(path))
         elif verb in ("DATA", "BDAT"):
             if self._txn is not None:
@@ -345,9 +348,11 @@ class SessionBuilder:
         elif verb == "MAIL":
             self._on_mail_reply(reply)
         elif verb == "RCPT":
-            if self._txn is not None and 200 <= reply.code < 300:
+            txn = self._txn
+            kept = txn is not None and len(txn.accepted) < MAX_RECIPIENTS_KEPT
+            if kept and txn is not None and 200 <= reply.code < 300:
                 path, _ = _envelope_path(cmd.args)
-                self._txn.accepted.append(decode_text(path))
+                txn.accepted.append(decode_text(path))
         elif verb in ("DATA", "BDAT"):
             if self._txn is not None and reply.code != 354:
                 last_bdat = verb == "BDAT" and b"LAST" in cmd.args.upper()
