@@ -10,7 +10,8 @@ total score, so that one session taking a look-alike's partner cannot leave that
 with a wrong one. Each pair says how sure it is:
 
 - `margin`: its score less the best alternative either of its sessions had (another candidate
-  partner, or staying unpaired at `MIN_SCORE`); `ambiguous` when below `AMBIGUOUS_MARGIN`;
+  partner, or staying unpaired at `MIN_SCORE`); `ambiguous` when below `AMBIGUOUS_MARGIN`,
+  unless the only alternative is staying unpaired and the pair is corroborated;
 - `corroborated`: shown to be one connection, by a connection-identity signal (client TSval,
   client or server IP-ID sequence, TLS ciphertext tail), by a Message-ID one session in each
   capture carries (|offset| <= `MESSAGE_ID_OFFSET_S`), or by a clock that is plausible
@@ -304,12 +305,18 @@ def pair_sessions(
     pairs: list[SessionPair] = []
     for ci, si in chosen:
         value, matched, delta = found[ci, si]
-        rival = max(
-            [v for v, other in best_c[ci] if other != si]
-            + [v for v, other in best_s[si] if other != ci]
-            + [MIN_SCORE]
+        corroborated = _corroborated(
+            (client[ci], ordered[si]), (cp[ci], sp[si]), matched, delta, clock, agreeing, unique_ids
         )
+        partners = [v for v, other in best_c[ci] if other != si] + [
+            v for v, other in best_s[si] if other != ci
+        ]
+        rival = max([*partners, MIN_SCORE])
         margin = round(value - rival, 3)
+        # Ambiguity is a competing partner. A pair whose only rival is staying unpaired is no
+        # less one connection for scoring little: whether it is one is corroboration's
+        # question, and an uncorroborated pair is capped all the same.
+        contested = rival > MIN_SCORE or not corroborated
         pairs.append(
             SessionPair(
                 client[ci],
@@ -318,16 +325,8 @@ def pair_sessions(
                 matched,
                 delta,
                 margin=margin,
-                ambiguous=margin < AMBIGUOUS_MARGIN,
-                corroborated=_corroborated(
-                    (client[ci], ordered[si]),
-                    (cp[ci], sp[si]),
-                    matched,
-                    delta,
-                    clock,
-                    agreeing,
-                    unique_ids,
-                ),
+                ambiguous=contested and margin < AMBIGUOUS_MARGIN,
+                corroborated=corroborated,
             )
         )
     pairs.sort(key=lambda p: (p.client_side.start_ts, p.client_side.flow.index))

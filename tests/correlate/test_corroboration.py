@@ -85,3 +85,33 @@ def test_indistinguishable_sessions_pair_as_ambiguous() -> None:
     pairing = pair_sessions(client, server, estimate_offset(client, server))
     assert len(pairing.pairs) == 2
     assert all(p.ambiguous and p.margin < 1.0 for p in pairing.pairs)
+
+
+def test_a_lone_corroborated_pair_is_not_ambiguous_however_low_its_margin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every margin counts as small here: what is left to decide is who competes. A lone
+    # candidate on each side (a full proxy's one connection) competes only with staying
+    # unpaired, and its Message-ID, unique on both sides, says it is one connection.
+    from analyzer.correlate import match
+
+    monkeypatch.setattr(match, "AMBIGUOUS_MARGIN", 1e9)
+    analysis = analyze(client_side=PAIR / "client-side.pcap", server_side=PAIR / "server-side.pcap")
+    pair = next(p for p in analysis.pairs if p.client_side.transactions)
+    client, server = [pair.client_side], [pair.server_side]
+    (lone,) = pair_sessions(client, server, estimate_offset(client, server)).pairs
+    assert lone.corroborated and not lone.ambiguous
+
+
+def test_a_lone_uncorroborated_pair_stays_ambiguous_when_its_margin_is_low(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from analyzer.correlate import match
+
+    monkeypatch.setattr(match, "AMBIGUOUS_MARGIN", 1e9)
+    monkeypatch.setattr(match, "_corroborated", lambda *args: False)
+    analysis = analyze(client_side=PAIR / "client-side.pcap", server_side=PAIR / "server-side.pcap")
+    pair = next(p for p in analysis.pairs if p.client_side.transactions)
+    client, server = [pair.client_side], [pair.server_side]
+    (lone,) = pair_sessions(client, server, estimate_offset(client, server)).pairs
+    assert lone.ambiguous and not lone.corroborated
