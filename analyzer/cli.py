@@ -214,14 +214,7 @@ def _cmd_sessions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             place(render(session), session.flow.index)
     else:
         read: list[CaptureStats] = []
-        listed = 0
-
-        def place_counted(rendered: Any, index: int) -> None:
-            nonlocal listed
-            listed += 1
-            place(rendered, index)
-
-        connections = map_sessions(files, "single", render, place_counted, on_stats=read.append)
+        connections = map_sessions(files, "single", render, place, on_stats=read.append)
         if read:
             stats = read[0]
             empty = stats.packets == 0 and all(
@@ -230,7 +223,7 @@ def _cmd_sessions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             name = ", ".join(files)
             nothing = _said_damage(name, stats.packets, stats.anomaly_counts, empty, err)
             bad = bad or nothing
-            if not nothing and not listed:
+            if not nothing and not writer.count:
                 err.write(
                     visible(
                         f"smtpfw: note: {name}: no SMTP sessions in this capture, nothing to "

@@ -155,8 +155,12 @@ _STREAMS: dict[tuple[int, int] | str, _SharedStream] = {}
 resources of the process, not of one reader."""
 
 
+def _stream_key(path: Path | str) -> tuple[int, int] | str:
+    return identity(path) or str(path)
+
+
 def _shared(path: Path) -> _SharedStream:
-    key: tuple[int, int] | str = identity(path) or str(path)
+    key = _stream_key(path)
     shared = _STREAMS.get(key)
     if shared is None:
         if str(path) == STDIN_NAME:
@@ -226,7 +230,7 @@ def rereadable(path: Path | str) -> bool:
     """Whether a capture can be read (again) from its first byte."""
     if not is_stream(path):
         return True
-    shared = _STREAMS.get(identity(path) or str(path))
+    shared = _STREAMS.get(_stream_key(path))
     return shared is None or not shared.overflowed
 
 

@@ -349,8 +349,8 @@ class SessionBuilder:
             self._on_mail_reply(reply)
         elif verb == "RCPT":
             txn = self._txn
-            kept = txn is not None and len(txn.accepted) < MAX_RECIPIENTS_KEPT
-            if kept and txn is not None and 200 <= reply.code < 300:
+            accepted = 200 <= reply.code < 300
+            if txn is not None and accepted and len(txn.accepted) < MAX_RECIPIENTS_KEPT:
                 path, _ = _envelope_path(cmd.args)
                 txn.accepted.append(decode_text(path))
         elif verb in ("DATA", "BDAT"):
