@@ -10,19 +10,16 @@ on its own: small ones as a dense matrix with `scipy.optimize.linear_sum_assignm
 (thousands of concurrent look-alike sessions) as a sparse graph with
 `scipy.sparse.csgraph.min_weight_full_bipartite_matching`, made always solvable by one
 "unpaired" node per session. Both give the optimum. Scores and margins are `match`'s business.
+
+numpy and scipy are imported by the solvers that use them, when a component has more than one
+candidate: a one-sided analysis, or one whose pairs are all unambiguous, never loads them (they
+are most of the resident memory of a small run).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-
-import numpy as np
-from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
-from scipy.sparse import coo_matrix  # type: ignore[import-untyped]
-from scipy.sparse.csgraph import (  # type: ignore[import-untyped]
-    min_weight_full_bipartite_matching,
-)
 
 DENSE_CELLS = 250_000
 """Components with at most this many rows x columns are solved as a dense matrix."""
@@ -54,6 +51,9 @@ def _components(edges: Sequence[Edge]) -> list[list[Edge]]:
 
 
 def _dense(rows: list[int], cols: list[int], edges: list[Edge]) -> list[tuple[int, int]]:
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
+
     r_at = {r: i for i, r in enumerate(rows)}
     c_at = {c: i for i, c in enumerate(cols)}
     cost = np.zeros((len(rows), len(cols)))
@@ -74,6 +74,11 @@ def _sparse(rows: list[int], cols: list[int], edges: list[Edge]) -> list[tuple[i
     j meets an unpaired column i wherever (i, j) is a candidate, at cost K; a real pair costs
     K - score. Every full matching has n + m edges, so the constant K (which keeps every cost
     positive: zero entries are no edge) does not change which one is cheapest."""
+    from scipy.sparse import coo_matrix  # type: ignore[import-untyped]
+    from scipy.sparse.csgraph import (  # type: ignore[import-untyped]
+        min_weight_full_bipartite_matching,
+    )
+
     n, m = len(rows), len(cols)
     r_at = {r: i for i, r in enumerate(rows)}
     c_at = {c: i for i, c in enumerate(cols)}

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import cast
+from typing import Final, cast
 
 from analyzer.errors import SmtpfwError
 
 from .model import SCHEMA, Report
+
+WRITE_BUFFER: Final = 1 << 20
+"""Bytes gathered before each write of a streamed report."""
 
 
 def dumps(report: Report) -> str:
@@ -17,8 +20,12 @@ def dumps(report: Report) -> str:
 
 
 def write(report: Report, path: Path) -> None:
+    """The text of `dumps`, written piece by piece as it is encoded: a report of many sessions
+    is never held twice (as its model and as one string)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dumps(report), encoding="ascii")
+    with path.open("w", encoding="ascii", buffering=WRITE_BUFFER) as handle:
+        json.dump(report, handle, indent=2, ensure_ascii=True)
+        handle.write("\n")
 
 
 def load(path: Path) -> Report:

@@ -7,6 +7,7 @@ from pathlib import Path
 from analyzer.errors import UsageError
 
 from .json import dumps
+from .json import write as write_json
 from .model import Report
 
 
@@ -25,5 +26,8 @@ def render(report: Report, fmt: str) -> str:
 
 
 def write(report: Report, fmt: str, path: Path) -> None:
+    if fmt == "json":
+        write_json(report, path)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(report, fmt), encoding="utf-8", errors="surrogateescape")
