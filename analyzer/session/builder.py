@@ -11,7 +11,7 @@ a table and transcript `Line`s are built without the frozen dataclass's per-fiel
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from analyzer._common import Anomaly, Direction, FrameRef
@@ -33,19 +33,33 @@ from analyzer.smtp.events import (
     TlsClientHello,
     TlsStarted,
 )
+from analyzer.smtp.observer import BoundsDropped
 
 from .message import NO_SUMMARY, decode_text, header_field, summarize
-from .model import EndReason, HeaderField, Line, MailTransaction, SmtpSession, StartTls
+from .model import (
+    NOTHING_DROPPED,
+    Dropped,
+    EndReason,
+    HeaderField,
+    Line,
+    MailTransaction,
+    SmtpSession,
+    StartTls,
+)
 
 MAX_LINES_KEPT: Final = 10_000
 """Commands and replies kept per session; a hostile session cannot grow a transcript forever."""
 MAX_ANOMALIES_KEPT: Final = 200
 """Anomalies kept per session (further ones are only counted)."""
 MAX_TRANSACTIONS_KEPT: Final = 1_000
+"""Transactions kept per session (further ones are only counted)."""
 MAX_HEADERS_KEPT: Final = 200
+"""Header fields kept per message (further ones are only counted)."""
 MAX_RECIPIENTS_KEPT: Final = 10_000
 """Recipients (given, and accepted) kept per transaction: RFC 5321 §4.5.3.1.8 asks servers to
-take at least 100, so no real envelope comes near; a pipelined flood of RCPTs stops here."""
+take at least 100, so no real envelope comes near; a pipelined flood of RCPTs stops here.
+
+What each cap leaves out is counted and kept with the session (`SmtpSession.dropped`)."""
 
 _CLIENT_TO_SERVER: Final = Direction.CLIENT_TO_SERVER
 _SERVER_TO_CLIENT: Final = Direction.SERVER_TO_CLIENT
@@ -176,6 +190,13 @@ class SessionBuilder:
         self._command_line_index: dict[int, int] = {}
         self._anomalies: list[Anomaly] = []
         self._anomalies_dropped = 0
+        self._lines_dropped = 0
+        self._txns_dropped = 0
+        self._headers_dropped = 0
+        self._rcpts_dropped = 0
+        self._accepted_dropped = 0
+        self._bounds: BoundsDropped | None = None
+        """What the observer's bounds dropped, handed on at the end."""
         self._ends: list[StreamEnd] = []
         self._txns: list[MailTransaction] = []
         self._txn: _Txn | None = None
@@ -199,7 +220,7 @@ class SessionBuilder:
 
     # -- feeding -------------------------------------------------------------------------
 
-    def add(self, events: list[Event]) -> None:
+    def add(self, events: Sequence[Event | BoundsDropped]) -> None:
         if not events:
             return
         handlers = _HANDLERS
@@ -209,7 +230,12 @@ class SessionBuilder:
                 last_ts = event.ts
             handlers[type(event)](self, event)
         self._last_ts = last_ts  # no handler reads it
-        self._last_event_gap = type(events[-1]) is Gap
+        last = type(events[-1])
+        if last is BoundsDropped:  # the observer's account, after its last event
+            if len(events) == 1:
+                return
+            last = type(events[-2])
+        self._last_event_gap = last is Gap
 
     def add_anomaly(self, anomaly: Anomaly) -> None:
         if len(self._anomalies) < MAX_ANOMALIES_KEPT:
@@ -227,8 +253,14 @@ class SessionBuilder:
 
     def _on_header(self, event: MessageHeader) -> None:
         txn = self._txn
-        if txn is not None and len(txn.headers) < MAX_HEADERS_KEPT:
-            txn.headers.append(header_field(event))
+        if txn is not None:
+            if len(txn.headers) < MAX_HEADERS_KEPT:
+                txn.headers.append(header_field(event))
+            else:
+                self._headers_dropped += 1
+
+    def _on_bounds(self, event: BoundsDropped) -> None:
+        self._bounds = event
 
     def _on_bdat_chunk(self, event: BdatChunk) -> None:
         if self._txn is not None:
@@ -275,6 +307,8 @@ class SessionBuilder:
                     None,
                 )
             )
+        else:
+            self._lines_dropped += 1
         verb = cmd.verb
         if verb in ("EHLO", "HELO"):
             if self._helo is None:
@@ -301,6 +335,8 @@ class SessionBuilder:
                 path, _ = _envelope_path(cmd.args)
                 if len(self._txn.rcpt_to) < MAX_RECIPIENTS_KEPT:
                     self._txn.rcpt_to.append(decode_text(path))
+                else:
+                    self._rcpts_dropped += 1
         elif verb in ("DATA", "BDAT"):
             if self._txn is not None:
                 self._txn.data_started = True
@@ -331,6 +367,8 @@ class SessionBuilder:
                     answers,
                 )
             )
+        else:
+            self._lines_dropped += 1
         if reply.is_greeting:
             if self._banner is None:
                 self._banner = reply
@@ -350,9 +388,12 @@ class SessionBuilder:
         elif verb == "RCPT":
             txn = self._txn
             accepted = 200 <= reply.code < 300
-            if txn is not None and accepted and len(txn.accepted) < MAX_RECIPIENTS_KEPT:
-                path, _ = _envelope_path(cmd.args)
-                txn.accepted.append(decode_text(path))
+            if txn is not None and accepted:
+                if len(txn.accepted) < MAX_RECIPIENTS_KEPT:
+                    path, _ = _envelope_path(cmd.args)
+                    txn.accepted.append(decode_text(path))
+                else:
+                    self._accepted_dropped += 1
         elif verb in ("DATA", "BDAT"):
             if self._txn is not None and reply.code != 354:
                 last_bdat = verb == "BDAT" and b"LAST" in cmd.args.upper()
@@ -377,8 +418,8 @@ class SessionBuilder:
                 self._close_txn()
                 self._txn = txn
             else:  # refused: the first envelope is still the one in effect
-                outer.rcpt_to.extend(txn.rcpt_to)
-                outer.accepted.extend(txn.accepted)
+                self._rcpts_dropped += _extend_capped(outer.rcpt_to, txn.rcpt_to)
+                self._accepted_dropped += _extend_capped(outer.accepted, txn.accepted)
                 self._txn = outer
                 return
         txn.mail_accepted = accepted
@@ -396,8 +437,11 @@ class SessionBuilder:
         self._txn.end_ts = event.ts
 
     def _close_txn(self) -> None:
-        if self._txn is not None and len(self._txns) < MAX_TRANSACTIONS_KEPT:
-            self._txns.append(self._txn.freeze())
+        if self._txn is not None:
+            if len(self._txns) < MAX_TRANSACTIONS_KEPT:
+                self._txns.append(self._txn.freeze())
+            else:
+                self._txns_dropped += 1
         self._txn = None
 
     # -- result --------------------------------------------------------------------------
@@ -431,6 +475,31 @@ class SessionBuilder:
             command_frame=self._starttls_cmd.frame if self._starttls_cmd else None,
             reply_frame=reply.frame if reply else None,
             reply_text=_reply_text(reply) if reply else None,
+        )
+
+    def _dropped(self) -> Dropped:
+        bounds = self._bounds
+        if not (
+            bounds
+            or self._lines_dropped
+            or self._txns_dropped
+            or self._headers_dropped
+            or self._rcpts_dropped
+            or self._accepted_dropped
+            or self._anomalies_dropped
+        ):
+            return NOTHING_DROPPED
+        return Dropped(
+            lines=self._lines_dropped,
+            transactions=self._txns_dropped,
+            header_fields=self._headers_dropped,
+            recipients=self._rcpts_dropped,
+            accepted_recipients=self._accepted_dropped,
+            anomalies=self._anomalies_dropped,
+            anomaly_reports=tuple(sorted(bounds.unreported.items())) if bounds else (),
+            line_bytes=bounds.line_bytes if bounds else 0,
+            reply_lines=bounds.reply_lines if bounds else 0,
+            pending_commands=bounds.pending_commands if bounds else 0,
         )
 
     def build(
@@ -467,6 +536,7 @@ class SessionBuilder:
             auth_mechanism=self._auth_mechanism,
             tls_bytes=tls_bytes,
             gaps=self._gaps,
+            dropped=self._dropped(),
             streams=streams,
         )
 
@@ -483,5 +553,14 @@ _HANDLERS: dict[type, Callable[[SessionBuilder, Any], None]] = {
     Gap: SessionBuilder._on_gap,
     AnomalySeen: SessionBuilder._on_anomaly,
     StreamClosed: SessionBuilder._on_stream_closed,
+    BoundsDropped: SessionBuilder._on_bounds,
 }
-"""What each event type does to a session (every member of `Event`)."""
+"""What each event type does to a session (every member of `Event`, and the observer's
+`BoundsDropped`)."""
+
+
+def _extend_capped(kept: list[str], more: list[str]) -> int:
+    """Add `more` to `kept` up to `MAX_RECIPIENTS_KEPT`; returns how many did not fit."""
+    room = max(0, MAX_RECIPIENTS_KEPT - len(kept))
+    kept.extend(more[:room])
+    return max(0, len(more) - room)

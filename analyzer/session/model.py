@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from analyzer._common import Anomaly, Direction, FrameRef
 from analyzer.flows.events import FlowInfo, FlowStats, StreamEnd
 from analyzer.flows.record import StreamPair
+from analyzer.smtp.secrets import CredentialDigest
 
 
 class EndReason(enum.StrEnum):
@@ -125,6 +126,43 @@ class MailTransaction:
 
 
 @dataclass(frozen=True, slots=True)
+class Dropped:
+    """What the bounds on memory left out of one session, counted exactly (all zero: nothing).
+
+    Each count names what was not kept and the bound it hit (`session.builder` for the model's
+    caps, `smtp.limits` for the observer's); `anomaly_reports` holds (kind, count) pairs in
+    kind order."""
+
+    lines: int = 0
+    """Commands and replies not kept in `SmtpSession.lines` (`MAX_LINES_KEPT` per session)."""
+    transactions: int = 0
+    """Transactions not kept (`MAX_TRANSACTIONS_KEPT` per session)."""
+    header_fields: int = 0
+    """Header fields not kept, all messages together (`MAX_HEADERS_KEPT` per message)."""
+    recipients: int = 0
+    """RCPT paths not kept, all transactions together (`MAX_RECIPIENTS_KEPT` per transaction)."""
+    accepted_recipients: int = 0
+    """Accepted RCPT paths not kept (`MAX_RECIPIENTS_KEPT` per transaction)."""
+    anomalies: int = 0
+    """Anomalies not kept in `SmtpSession.anomalies` (`MAX_ANOMALIES_KEPT` per session)."""
+    anomaly_reports: tuple[tuple[str, int], ...] = ()
+    """Anomalies the observer only counted, by kind (`ANOMALY_REPORT_LIMIT` per kind and
+    direction)."""
+    line_bytes: int = 0
+    """Bytes of over-long command and reply lines skipped (`DEFAULT_MAX_LINE` kept per line)."""
+    reply_lines: int = 0
+    """Lines of over-long multiline replies not kept (`DEFAULT_MAX_LINE` kept per reply)."""
+    pending_commands: int = 0
+    """Commands forgotten while waiting for a reply (`MAX_PENDING_COMMANDS` waiting)."""
+
+    def __bool__(self) -> bool:
+        return self != NOTHING_DROPPED
+
+
+NOTHING_DROPPED = Dropped()
+
+
+@dataclass(frozen=True, slots=True)
 class SmtpSession:
     """One SMTP conversation over one TCP connection in one capture."""
 
@@ -157,8 +195,13 @@ class SmtpSession:
     tls_bytes: tuple[int, int] = (0, 0)
     """Bytes after TLS started: (client→server, server→client)."""
     gaps: int = 0
+    dropped: Dropped = NOTHING_DROPPED
+    """What the bounds on memory left out of this session (false when nothing)."""
     streams: StreamPair | None = field(default=None, compare=False, repr=False)
     """Both reassembled directions, when the analysis asked to keep them (two-sided comparison)."""
+    credentials: tuple[CredentialDigest, ...] = field(default=(), compare=False, repr=False)
+    """Keyed digests of the AUTH credentials in `streams` (blanked there), in stream order:
+    kept with the streams, to tell whether the other capture's credentials are the same."""
 
     @property
     def client(self) -> str:

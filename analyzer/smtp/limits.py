@@ -47,17 +47,21 @@ TLS_RECORD_HEADER_LEN: Final = 5
 # The observer's own bounds (not protocol limits).
 
 DEFAULT_MAX_LINE: Final = 65536
-"""Bytes of one line the observer keeps; the rest of a longer line is counted and skipped."""
+"""Bytes of one line the observer keeps; the rest of a longer line is counted and skipped (the
+session's `dropped.line_bytes` for commands and replies, `dropped.reply_lines` for the lines of a
+reply longer than this)."""
 
 DEFAULT_MAX_HEADER_BLOCK: Final = 256 * 1024
 """Bytes of a message's header section the observer keeps and parses into fields."""
 
 MAX_PENDING_COMMANDS: Final = 1000
 """Commands kept waiting for replies. RFC 2920 sets no bound; a one-sided capture never sees a
-reply, so the oldest waiting command is forgotten beyond this many."""
+reply, so the oldest waiting command is forgotten beyond this many (counted: the session's
+`dropped.pending_commands`)."""
 
 ANOMALY_REPORT_LIMIT: Final = 100
-"""Anomalies of one kind reported per direction and session; further ones are only counted."""
+"""Anomalies of one kind reported per direction and session; further ones are only counted (the
+session's `dropped.anomaly_reports`, by kind)."""
 
 GAP_PROBE_MAX: Final = 64
 """Bytes looked at after a gap inside a message to tell whether the message ended in the gap."""

@@ -10,13 +10,14 @@ SASL responses during AUTH are consumed without a trace: no event carries their 
 
 The observer does no I/O and keeps bounded memory: one partial line per direction (at most
 `max_line` bytes), one header section (at most `max_header_block` bytes), a bounded queue of
-commands waiting for replies, and a few bytes of TLS record header.
+commands waiting for replies, and a few bytes of TLS record header. What these bounds leave out
+is counted and handed on after the last event (`BoundsDropped`).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Final
+from typing import Final, cast
 
 from analyzer._common import Direction, FrameMarks, FrameRef
 
@@ -103,6 +104,51 @@ REPORTED_ONCE: Final = frozenset(
 enough to characterise a peer, and a peer that does it on every line must not flood the output."""
 
 
+class BoundsDropped:
+    """What the observer's own bounds (`limits`) dropped in one connection, counted exactly.
+
+    `feed_eof` hands one on after its events, only when something was dropped: it is the
+    observer's account of itself, not something seen on the wire."""
+
+    __slots__ = ("line_bytes", "pending_commands", "reply_lines", "ts", "unreported")
+
+    def __init__(
+        self,
+        ts: float,
+        line_bytes: int,
+        reply_lines: int,
+        pending_commands: int,
+        unreported: dict[str, int],
+    ) -> None:
+        self.ts = ts
+        self.line_bytes = line_bytes
+        """Bytes of over-long command and reply lines skipped (`max_line` kept of each)."""
+        self.reply_lines = reply_lines
+        """Lines of replies longer than `max_line` not kept."""
+        self.pending_commands = pending_commands
+        """Commands forgotten unanswered beyond `MAX_PENDING_COMMANDS`."""
+        self.unreported = unreported
+        """Anomalies only counted beyond `ANOMALY_REPORT_LIMIT`, by kind. (The kinds reported
+        once, `REPORTED_ONCE`, characterise a peer; their repeats are not counted.)"""
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.ts,
+            self.line_bytes,
+            self.reply_lines,
+            self.pending_commands,
+            self.unreported,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BoundsDropped) and self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"BoundsDropped{self._fields()!r}"
+
+
 class _Side:
     """Where one direction's stream stands."""
 
@@ -180,6 +226,11 @@ class SmtpObserver:
         self.tls_bytes: dict[Direction, int] = {C2S: 0, S2C: 0}
         self.anomaly_counts: dict[SmtpAnomaly, int] = {}
         """Every anomaly seen, by kind, including those not reported again as events."""
+        # What the bounds dropped (`BoundsDropped`).
+        self._line_bytes_skipped = 0
+        self._reply_lines_dropped = 0
+        self._pending_forgotten = 0
+        self._unreported: dict[SmtpAnomaly, int] = {}
 
     # -- public surface -------------------------------------------------------------------
 
@@ -386,17 +437,40 @@ class SmtpObserver:
                 )
         return out
 
-    def feed_eof(self, *, ts: float) -> list[Event]:
-        """The capture ended: flush partial lines, the unfinished reply and message."""
+    def feed_eof(self, *, ts: float) -> list[Event | BoundsDropped]:
+        """The capture ended: flush partial lines, the unfinished reply and message. Last comes
+        what the observer's bounds dropped (`BoundsDropped`), when they dropped anything."""
         out: list[Event] = []
         self._out = out
         if self._eof:
-            return out
+            return cast("list[Event | BoundsDropped]", out)
         self._eof = True
         self._flush_client(self._client.last_frame, ts, "the capture ended inside the message")
         self._flush_server(self._server.last_frame, ts)
         self._walkers = {}  # they call back into this observer: a reference cycle
-        return out
+        result = cast("list[Event | BoundsDropped]", out)
+        dropped = self.dropped(ts)
+        if dropped is not None:
+            result.append(dropped)
+        return result
+
+    def dropped(self, ts: float) -> BoundsDropped | None:
+        """What the bounds dropped so far, or None when nothing."""
+        unreported = self._unreported
+        if not (
+            unreported
+            or self._line_bytes_skipped
+            or self._reply_lines_dropped
+            or self._pending_forgotten
+        ):
+            return None
+        return BoundsDropped(
+            ts,
+            self._line_bytes_skipped,
+            self._reply_lines_dropped,
+            self._pending_forgotten,
+            {str(kind): count for kind, count in unreported.items()},
+        )
 
     def buffered(self, direction: Direction) -> int:
         """Bytes held for one direction (partial line, message header, TLS record header)."""
@@ -429,6 +503,8 @@ class SmtpObserver:
         if reported < (1 if kind in REPORTED_ONCE else ANOMALY_REPORT_LIMIT):
             self._reported[key] = reported + 1
             self._out.append(AnomalySeen(kind, direction, detail, offset, frame, ts))
+        elif kind not in REPORTED_ONCE:
+            self._unreported[kind] = self._unreported.get(kind, 0) + count
 
     def _client_report(
         self,
@@ -481,6 +557,7 @@ class SmtpObserver:
                 line.ts,
             )
         if line.truncated:
+            self._line_bytes_skipped += length - len(content)
             self._report(
                 SmtpAnomaly.LINE_TRUNCATED,
                 direction,
@@ -637,6 +714,7 @@ class SmtpObserver:
         pending.append(command)
         if len(pending) > MAX_PENDING_COMMANDS:
             pending.popleft()
+            self._pending_forgotten += 1
         if auth:
             # A masked AUTH too: its SASL responses are consumed as AUTH's are.
             self._auth = command
@@ -812,6 +890,7 @@ class SmtpObserver:
     def _reply(self, assembled: AssembledReply, end_offset: int) -> None:
         code = assembled.code
         if assembled.dropped_lines:
+            self._reply_lines_dropped += assembled.dropped_lines
             self._report(
                 SmtpAnomaly.LINE_TRUNCATED,
                 S2C,
