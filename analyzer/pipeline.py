@@ -107,10 +107,21 @@ class _Flow:
     when first needed: a connection that never carries a byte (a SYN flood, a port scan) costs
     only this."""
 
-    __slots__ = ("_builder", "_observer", "info", "smtp", "sniffed", "streams", "tunnel")
+    __slots__ = (
+        "_builder",
+        "_observer",
+        "client_line_ended",
+        "info",
+        "smtp",
+        "sniffed",
+        "streams",
+        "tunnel",
+    )
 
     def __init__(self, info: FlowInfo) -> None:
         self.info = info
+        self.client_line_ended = False
+        """A line feed was among the client's bytes: it sent at least one whole line."""
         self._observer: SmtpObserver | None = None
         self._builder: SessionBuilder | None = None
         self.smtp: bool | None = None
@@ -146,10 +157,14 @@ spoofed sources counts the first this many, then only says there were more."""
 
 @dataclass(slots=True)
 class SilentConnections:
-    """Mail-port connections that carried no payload either way (half-open or refused SYNs, a
-    port scan, a probe that only connects): not SMTP sessions, only summarised here."""
+    """Mail-port connections that are not SMTP sessions, only summarised here: those that
+    carried no payload either way (half-open or refused SYNs, a port scan, a probe that only
+    connects), and, counted apart, those whose client sent bytes without ending a line while the
+    server sent nothing (`spoke_no_smtp`)."""
 
     count: int = 0
+    client_bytes: int = 0
+    """Payload bytes the clients sent, summed."""
     unanswered: int = 0
     """Of those, connections from which the capture holds no packet of the server at all."""
     reset: int = 0
@@ -163,6 +178,7 @@ class SilentConnections:
 
     def add(self, flow: FlowInfo, stats: FlowStats) -> None:
         self.count += 1
+        self.client_bytes += stats.client_to_server.bytes
         if stats.server_to_client.packets == 0:
             self.unanswered += 1
         ends = (stats.client_to_server.end, stats.server_to_client.end)
@@ -195,6 +211,22 @@ def carried_nothing(stats: FlowStats) -> bool:
     )
 
 
+def spoke_no_smtp(stats: FlowStats, client_line_ended: bool) -> bool:
+    """Neither side said one SMTP line: the server sent nothing (delivered or lost) and the
+    client's bytes, if any, never ended a line. An SMTP server speaks first (RFC 5321 §3.1),
+    and a client that talks before the greeting still ends its command with CRLF; a connection
+    that only carried a fragment (a probe, a flood of one-byte connections) is not a session.
+    Connections that are TLS from their first byte are decided before this."""
+    c2s, s2c = stats.client_to_server, stats.server_to_client
+    return (
+        not client_line_ended
+        and s2c.payload_packets == 0
+        and s2c.bytes == 0
+        and s2c.gap_bytes == 0
+        and c2s.gap_bytes == 0
+    )
+
+
 @dataclass(slots=True)
 class PipelineStats:
     """How many TCP flows were seen, to which server ports, and how many carried SMTP."""
@@ -208,6 +240,9 @@ class PipelineStats:
     """Connections to ports beyond those."""
     silent: SilentConnections = field(default_factory=SilentConnections)
     """Mail-port connections without payload, which are not made into sessions."""
+    unspoken: SilentConnections = field(default_factory=SilentConnections)
+    """Mail-port connections with payload but without one SMTP line (`spoke_no_smtp`), which
+    are not made into sessions either."""
 
     def count_port(self, port: int) -> None:
         ports = self.server_ports
@@ -316,6 +351,8 @@ class _SessionSink:
         if counts is not None:
             counts[data.direction] += len(data.data)
             return
+        if not state.client_line_ended and data.direction is Direction.CLIENT_TO_SERVER:
+            state.client_line_ended = b"\n" in data.data
         events = state.observer.feed(
             data.direction,
             data.data,
@@ -374,9 +411,12 @@ class _SessionSink:
                 self.on_closed(flow, None)
             return
         tls_only = self.tls_only.pop(flow.index, None)
-        if tls_only is None and carried_nothing(stats):
-            # No byte of SMTP: a connection attempt, summarised rather than made a session.
-            self.stats.silent.add(flow, stats)
+        if tls_only is None and spoke_no_smtp(stats, state.client_line_ended):
+            # No line of SMTP: a connection attempt, summarised rather than made a session.
+            if carried_nothing(stats):
+                self.stats.silent.add(flow, stats)
+            else:
+                self.stats.unspoken.add(flow, stats)
             if self.on_closed is not None:
                 self.on_closed(flow, None)
             return

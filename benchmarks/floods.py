@@ -6,7 +6,9 @@ analysed by `smtpfw analyze` in a child process whose wall time and peak residen
 (`ru_maxrss` of that child alone, from `os.wait4`) are printed with the size of its report.json:
 
 - `syn`: half-open SYNs to port 25 from many clients, never answered (a SYN flood);
-- `tiny`: established connections to port 25 that carry one byte each and close;
+- `tiny`: established connections to port 25 that carry one client byte each and close (no
+  SMTP line either way: counted, not sessions);
+- `lines`: as many real sessions as `tiny`, each the greeting, QUIT and its reply;
 - `rcpt`: one session whose client pipelines a great many RCPT commands, all accepted;
 - `noop`: sessions of many answered NOOPs each;
 - `tarpit`: the same NOOPs never answered (a tarpit), so no command finds a reply.
@@ -14,8 +16,9 @@ analysed by `smtpfw analyze` in a child process whose wall time and peak residen
 What it does not do: time anything against a target or fail on a number (the figures are for
 reading); model real traffic; write IPv6 or pcapng.
 
-Usage: floods.py [--full] [--case syn|tiny|rcpt|noop|tarpit ...] [--keep DIR]
-Default sizes are small (seconds); `--full` uses 1,000,000 SYNs, 100,000 one-byte sessions,
+Usage: floods.py [--full] [--case syn|tiny|lines|rcpt|noop|tarpit ...] [--keep DIR]
+Default sizes are small (seconds); `--full` uses 1,000,000 SYNs, 100,000 one-byte connections
+and as many greeting-QUIT sessions,
 2,000,000 RCPTs and 30 sessions of 10,000 NOOPs (answered, and unanswered).
 """
 
@@ -197,6 +200,15 @@ def tiny_sessions(w: Writer, count: int) -> None:
         conn.close()
 
 
+def one_line_sessions(w: Writer, count: int) -> None:
+    for i in range(count):
+        conn = Conn(w, i, START + i * 1e-3)
+        conn.server(b"220 mx.example.org ESMTP\r\n")
+        conn.client(b"QUIT\r\n")
+        conn.server(b"221 2.0.0 Bye\r\n")
+        conn.close()
+
+
 def _batches(line: bytes, count: int, per: int = 1000) -> Iterator[bytes]:
     for done in range(0, count, per):
         yield line * min(per, count - done)
@@ -264,7 +276,8 @@ def cases(full: bool) -> list[Case]:
     noop_runs = 30 if full else 5
     return [
         Case("syn", f"{syns:,} half-open SYNs", lambda w: syn_flood(w, syns)),
-        Case("tiny", f"{tiny:,} one-byte sessions", lambda w: tiny_sessions(w, tiny)),
+        Case("tiny", f"{tiny:,} one-byte connections", lambda w: tiny_sessions(w, tiny)),
+        Case("lines", f"{tiny:,} greeting-QUIT sessions", lambda w: one_line_sessions(w, tiny)),
         Case("rcpt", f"{rcpts:,} pipelined RCPTs", lambda w: pipelined_rcpt(w, rcpts)),
         Case(
             "noop",
@@ -299,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="the full sizes (minutes)")
     parser.add_argument(
-        "--case", action="append", choices=["syn", "tiny", "rcpt", "noop", "tarpit"]
+        "--case", action="append", choices=["syn", "tiny", "lines", "rcpt", "noop", "tarpit"]
     )
     parser.add_argument("--keep", type=Path, help="write captures and reports here")
     args = parser.parse_args(argv)

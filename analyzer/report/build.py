@@ -15,7 +15,7 @@ from analyzer._common import Direction, FrameRef
 from analyzer.correlate import PairAlignment
 from analyzer.correlate.overlap import OverlapKind
 from analyzer.detect import Confidence, Evidence, Finding
-from analyzer.pipeline import Analysis, CaptureInfo
+from analyzer.pipeline import Analysis, CaptureInfo, SilentConnections
 from analyzer.session.export import session_dict
 from analyzer.session.model import SmtpSession
 
@@ -28,6 +28,7 @@ from .model import (
     OrientationEntry,
     PairEntry,
     Report,
+    SilentEntry,
     TrafficEntry,
     TranscriptLine,
     VerdictEntry,
@@ -35,6 +36,8 @@ from .model import (
 
 SILENT_ANOMALY = "connections_without_payload"
 """The capture anomaly that counts mail-port connections without payload (`traffic` says more)."""
+UNSPOKEN_ANOMALY = "connections_without_smtp"
+"""The capture anomaly that counts mail-port connections whose payload held no SMTP line."""
 TRANSCRIPT_LINES = 400
 """Lines of dialogue kept per session in the report."""
 TIME_DIGITS = 6
@@ -59,6 +62,8 @@ def _capture(info: CaptureInfo) -> CaptureEntry:
     anomalies = Counter(str(a.kind) for a in info.stats.anomalies)
     if info.pipeline.silent.count:
         anomalies[SILENT_ANOMALY] = info.pipeline.silent.count
+    if info.pipeline.unspoken.count:
+        anomalies[UNSPOKEN_ANOMALY] = info.pipeline.unspoken.count
     return {
         "id": info.id,
         "path": ", ".join(info.paths),
@@ -94,18 +99,27 @@ def _traffic(info: CaptureInfo) -> TrafficEntry:
         "server_ports": {str(port): count for port, count in ports},
         "other_ports": pipeline.other_ports,
     }
-    silent = pipeline.silent
-    if silent.count:
-        entry["connections_without_payload"] = {
-            "count": silent.count,
-            "unanswered": silent.unanswered,
-            "reset": silent.reset,
-            "clients": len(silent.clients),
-            "more_clients": silent.more_clients,
-            "first_ts": _t(silent.first_ts),
-            "last_ts": _t(silent.last_ts),
+    if pipeline.silent.count:
+        entry["connections_without_payload"] = _silent(pipeline.silent)
+    unspoken = pipeline.unspoken
+    if unspoken.count:
+        entry["connections_without_smtp"] = {
+            **_silent(unspoken),
+            "client_bytes": unspoken.client_bytes,
         }
     return entry
+
+
+def _silent(silent: SilentConnections) -> SilentEntry:
+    return {
+        "count": silent.count,
+        "unanswered": silent.unanswered,
+        "reset": silent.reset,
+        "clients": len(silent.clients),
+        "more_clients": silent.more_clients,
+        "first_ts": _t(silent.first_ts),
+        "last_ts": _t(silent.last_ts),
+    }
 
 
 def _evidence(e: Evidence, files: dict[tuple[str, int], str]) -> EvidenceEntry:

@@ -536,6 +536,13 @@ def _what_was_read(capture: Mapping[str, Any], named: bool) -> str:
                 f" (of them {plural(as_int(silent.get('count')) or 0, 'mail-port attempt')} "
                 f"without a payload byte, {unanswered} never answered)"
             )
+        unspoken = traffic.get("connections_without_smtp")
+        if isinstance(unspoken, Mapping) and as_int(unspoken.get("count")):
+            attempts += (
+                f" ({plural(as_int(unspoken.get('count')) or 0, 'mail-port connection')} "
+                f"with {plural(as_int(unspoken.get('client_bytes')) or 0, 'client byte')} "
+                "but no SMTP line)"
+            )
         said += (
             f": {plural(connections, 'TCP connection')}{port_text}{attempts}, "
             f"{plural(as_int(traffic.get('non_tcp')) or 0, 'non-TCP packet')} (UDP, ICMP, ...), "

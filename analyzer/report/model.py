@@ -41,6 +41,8 @@ class TrafficEntry(TypedDict):
     """Connections to ports beyond those."""
     connections_without_payload: NotRequired[SilentEntry]
     """Mail-port connections that carried no payload (not sessions); absent when none."""
+    connections_without_smtp: NotRequired[UnspokenEntry]
+    """Mail-port connections whose payload held no SMTP line (not sessions); absent when none."""
 
 
 class SilentEntry(TypedDict):
@@ -59,6 +61,15 @@ class SilentEntry(TypedDict):
     """More distinct clients than `clients` were seen."""
     first_ts: float | None
     last_ts: float | None
+
+
+class UnspokenEntry(SilentEntry):
+    """Mail-port connections whose server sent nothing and whose client sent bytes without
+    ending one line (DOMAIN.md §4, "traffic"): a flood of fragments, summarised like
+    `SilentEntry`."""
+
+    client_bytes: int
+    """Payload bytes the clients sent, summed."""
 
 
 class EvidenceEntry(TypedDict):

@@ -62,11 +62,19 @@ def test_a_syn_flood_is_one_summary_and_no_session(tmp_path: Path) -> None:
     assert summary["last_ts"] == pytest.approx(floods.START + (SYNS - 1) * 1e-5, abs=1e-5)
 
 
-def test_connections_of_one_byte_each_stay_sessions(tmp_path: Path) -> None:
+def test_connections_of_one_byte_each_are_summarised_not_sessions(tmp_path: Path) -> None:
     run = run_capture([_pcap(tmp_path, lambda w: floods.tiny_sessions(w, 50))])
-    assert len(run.sessions) == 50
+    assert run.sessions == []
+    assert run.pipeline_stats.unspoken.count == 50
+    assert run.pipeline_stats.unspoken.client_bytes == 50
     assert run.pipeline_stats.silent.count == 0
-    assert all(s.stats.client_to_server.bytes == 1 for s in run.sessions)
+
+
+def test_connections_of_one_line_each_stay_sessions(tmp_path: Path) -> None:
+    run = run_capture([_pcap(tmp_path, lambda w: floods.one_line_sessions(w, 50))])
+    assert len(run.sessions) == 50
+    assert all(s.end_reason == "quit" for s in run.sessions)
+    assert run.pipeline_stats.unspoken.count == 0
 
 
 def test_a_session_of_twenty_thousand_pipelined_rcpts_is_read(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 Half-open SYNs, SYNs refused with a reset and connections that only shake hands are summarised
 per capture (`traffic.connections_without_payload` and one `connections_without_payload`
-anomaly); a connection that carried a single byte, or only the server's greeting, is a session.
+anomaly). So are connections whose client sent bytes without ending a line while the server sent
+nothing (`traffic.connections_without_smtp`); the server's greeting alone, or one client line, is
+a session.
 """
 
 from __future__ import annotations
@@ -84,12 +86,41 @@ def test_the_report_says_so_once(tmp_path: Path) -> None:
     assert not any(f["kind"] == "session_unmatched" for f in report["findings"])
 
 
-def test_one_byte_or_a_greeting_alone_is_a_session(tmp_path: Path) -> None:
-    one_byte = packets([("c", b"Q")], client=("192.0.2.200", 30001), start=START)
+def test_a_greeting_alone_or_a_client_line_alone_is_a_session(tmp_path: Path) -> None:
     greeted = packets(
-        [("s", b"220 mx.example.org ESMTP\r\n")], client=("192.0.2.201", 30002), start=START + 1
+        [("s", b"220 mx.example.org ESMTP\r\n")], client=("192.0.2.201", 30002), start=START
     )
-    run = run_capture([write(tmp_path / "tiny.pcap", one_byte, greeted)])
-    assert len(run.sessions) == 2
+    early_line = packets([("c", b"QUIT\r\n")], client=("192.0.2.202", 30003), start=START + 1)
+    byte_then_greeting = packets(
+        [("c", b"Q"), ("s", b"220 mx.example.org ESMTP\r\n")],
+        client=("192.0.2.203", 30004),
+        start=START + 2,
+    )
+    run = run_capture([write(tmp_path / "spoken.pcap", greeted, early_line, byte_then_greeting)])
+    assert len(run.sessions) == 3
+    assert run.sessions[0].banner is not None
+    assert [line.verb for line in run.sessions[1].lines] == ["QUIT"]
     assert run.pipeline_stats.silent.count == 0
-    assert run.sessions[1].banner is not None
+    assert run.pipeline_stats.unspoken.count == 0
+
+
+def test_client_bytes_that_never_end_a_line_to_a_silent_server_are_counted_not_a_session(
+    tmp_path: Path,
+) -> None:
+    one_byte = packets([("c", b"Q")], client=("192.0.2.200", 30001), start=START)
+    fragment = packets([("c", b"EHLO half-")], client=("192.0.2.200", 30005), start=START + 1)
+    pcap = write(tmp_path / "fragments.pcap", one_byte, fragment)
+    run = run_capture([pcap])
+    assert run.sessions == []
+    assert run.pipeline_stats.unspoken.count == 2
+    assert run.pipeline_stats.unspoken.client_bytes == 1 + len(b"EHLO half-")
+    assert run.pipeline_stats.silent.count == 0
+
+    assert main(["analyze", str(pcap), "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    (capture,) = report["captures"]
+    assert capture["anomalies"] == {"connections_without_smtp": 2}
+    summary = capture["traffic"]["connections_without_smtp"]
+    assert summary["count"] == 2 and summary["client_bytes"] == 11 and summary["clients"] == 1
+    assert report["verdict"]["kind"] == "no_smtp"
+    assert report["sessions"] == []
