@@ -67,7 +67,12 @@ from analyzer.smtp import (
 )
 from analyzer.smtp.detect import IMPLICIT_TLS_PORTS, looks_like_tls_record
 from analyzer.smtp.events import AnomalySeen, SmtpAnomaly
-from analyzer.smtp.secrets import blank_secrets
+from analyzer.smtp.secrets import (
+    CredentialDigest,
+    CredentialKey,
+    blank_secrets,
+    digest_secrets,
+)
 from analyzer.tunnel import PreambleSkipper, is_connect_request
 
 MAIL_PORTS: Final = frozenset({25, 587, 2525})
@@ -257,9 +262,16 @@ class PipelineStats:
 class _SessionSink:
     """The flow table's sink: runs one SMTP observer per flow and builds sessions."""
 
-    def __init__(self, capture_id: str, keep_streams: bool) -> None:
+    def __init__(
+        self, capture_id: str, keep_streams: bool, credential_key: CredentialKey | None = None
+    ) -> None:
         self.capture_id = capture_id
         self.keep_streams = keep_streams
+        self.credential_key = CredentialKey() if credential_key is None else credential_key
+        """Digests the AUTH credentials of the kept streams (`smtp.secrets`); never stored."""
+        self.credentials: dict[int, list[CredentialDigest]] = {}
+        """The credential digests of each flow whose streams are kept, until its session is
+        handed on (`handed_on`)."""
         self.table: FlowTable | None = None
         self.flows: dict[int, _Flow] = {}
         self.finished: deque[SmtpSession] = deque()
@@ -365,9 +377,20 @@ class _SessionSink:
         if secrets and state.streams is not None:
             # The bytes were kept above, before the observer found the credentials among them.
             record = state.streams.client_to_server
+            digests = digest_secrets(
+                self.credential_key, record.data, record.base, record.gaps, secrets
+            )
+            self.credentials.setdefault(state.info.index, []).extend(digests)
             blank_secrets(record.data, record.base, secrets)
         if events:
             state.builder.add(events)
+
+    def handed_on(self, session: SmtpSession) -> SmtpSession:
+        """`session` with the digests of the credentials in its kept streams."""
+        digests = self.credentials.pop(session.flow.index, None)
+        if digests is None:
+            return session
+        return replace(session, credentials=tuple(digests))
 
     def on_gap(self, flow: FlowInfo, gap: StreamGap) -> None:
         state = self.flows.get(flow.index)
@@ -470,10 +493,17 @@ class CaptureRun:
 
 
 def iter_sessions(
-    capture: Capture, *, keep_streams: bool = False, stats: PipelineStats | None = None
+    capture: Capture,
+    *,
+    keep_streams: bool = False,
+    stats: PipelineStats | None = None,
+    credential_key: CredentialKey | None = None,
 ) -> Iterator[SmtpSession]:
-    """Yield each SMTP session of `capture` as soon as its connection is finished."""
-    sink = _SessionSink(capture.capture_id, keep_streams)
+    """Yield each SMTP session of `capture` as soon as its connection is finished.
+
+    With `keep_streams`, each session's AUTH credentials are digested with `credential_key`
+    (a new key when None): give the captures that are to be compared the same key."""
+    sink = _SessionSink(capture.capture_id, keep_streams, credential_key)
     if stats is not None:
         sink.stats = stats
     table = FlowTable(sink, role_hint=_role_hint)
@@ -484,12 +514,12 @@ def iter_sessions(
         for segment in capture.segments(take=table):
             add(segment)
             while finished:
-                yield finished.popleft()
+                yield sink.handed_on(finished.popleft())
         table.finish()
     finally:
         sink.table = None  # the table holds the sink: no cycle to leave behind
     while finished:
-        yield finished.popleft()
+        yield sink.handed_on(finished.popleft())
 
 
 END_POSITION: Final = 1 << 62
@@ -615,13 +645,21 @@ def check_captures(
 
 
 def run_capture(
-    paths: Sequence[PathLike], capture_id: str = "single", *, keep_streams: bool = False
+    paths: Sequence[PathLike],
+    capture_id: str = "single",
+    *,
+    keep_streams: bool = False,
+    credential_key: CredentialKey | None = None,
 ) -> CaptureRun:
     """Read a capture (one file or a rotation set) and return every session, ordered by start."""
     capture = open_capture(list(paths), capture_id)
     stats = PipelineStats()
     with _fewer_collections():
-        sessions = list(iter_sessions(capture, keep_streams=keep_streams, stats=stats))
+        sessions = list(
+            iter_sessions(
+                capture, keep_streams=keep_streams, stats=stats, credential_key=credential_key
+            )
+        )
     sessions.sort(key=lambda s: (s.start_ts, s.flow.index))
     return CaptureRun(capture_id, capture.files, capture.stats, stats, sessions)
 
@@ -719,9 +757,14 @@ def _as_paths(value: PathLike | Sequence[PathLike] | None) -> list[PathLike]:
 
 
 def _read(
-    paths: list[PathLike], role: str, keep_streams: bool
+    paths: list[PathLike],
+    role: str,
+    keep_streams: bool,
+    credential_key: CredentialKey | None = None,
 ) -> tuple[CaptureInfo, list[SmtpSession]]:
-    run = run_capture(paths, CAPTURE_IDS[role], keep_streams=keep_streams)
+    run = run_capture(
+        paths, CAPTURE_IDS[role], keep_streams=keep_streams, credential_key=credential_key
+    )
     info = CaptureInfo(
         id=run.capture_id,
         role=role,
@@ -775,7 +818,10 @@ def analyze(
 
     given_client, given_server = _as_paths(client_side), _as_paths(server_side)
     _check_distinct(given_client, given_server)
-    side = _read_sides(given_client, given_server, time_offset)
+    # One key for both sides' credential digests, however often they are read; it lives
+    # only while they are read (never on a session, in a pickle or in a report).
+    key = CredentialKey()
+    side = _read_sides(given_client, given_server, time_offset, key)
     orientation = judge_orientation(side.corroborated) if side.overlap.proven else None
     swapped = orientation is not None and orientation.swapped and not keep_orientation
     if swapped and not all(rereadable(os.fspath(p)) for p in given_client + given_server):
@@ -785,7 +831,7 @@ def analyze(
         )
     if swapped:
         side = _read_sides(
-            given_server, given_client, None if time_offset is None else -time_offset
+            given_server, given_client, None if time_offset is None else -time_offset, key
         )
     return _two_sided(side, time_offset is not None, orientation, swapped, keep_orientation)
 
@@ -805,10 +851,13 @@ class _Sides:
 
 
 def _read_sides(
-    client_paths: list[PathLike], server_paths: list[PathLike], time_offset: float | None
+    client_paths: list[PathLike],
+    server_paths: list[PathLike],
+    time_offset: float | None,
+    key: CredentialKey,
 ) -> _Sides:
-    client_info, client = _read(client_paths, Role.CLIENT_SIDE, keep_streams=True)
-    server_info, server = _read(server_paths, Role.SERVER_SIDE, keep_streams=True)
+    client_info, client = _read(client_paths, Role.CLIENT_SIDE, True, key)
+    server_info, server = _read(server_paths, Role.SERVER_SIDE, True, key)
     if same_traffic(client, server):
         raise UsageError(
             f"{_names(client_paths)} and {_names(server_paths)} hold the same packets: give "

@@ -7,7 +7,10 @@ overwrote bytes; a proxy that deletes lines or a box that drops the rest of a co
 them of different lengths. FIN/RST segments are compared too: a reset that its apparent sender
 never sent came from the box in between. Only the part of each direction that both captures
 hold is compared (`coverage`): what one capture lacks is listed as uncovered, not as a
-difference. Nothing here decides severity or cause (see `detect`).
+difference. AUTH credentials are blanked with `*` in both copies (`smtp.secrets`), so a
+credential the box changed without changing its length is found by the two sessions' keyed
+digests of it instead (`credential` divergences, which carry no bytes). Nothing here decides
+severity or cause (see `detect`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from analyzer._common import Direction, FrameRef
 from analyzer.flows.events import EndKind, StreamEnd
 from analyzer.flows.record import StreamRecord
+from analyzer.smtp.secrets import CredentialDigest
 
 from .coverage import CaptureSpans, HeldRange, Uncovered, end_covered, held_range
 from .match import SessionPair
@@ -63,6 +67,9 @@ class Divergence:
     sent_ts: float | None
     received_frame: FrameRef | None
     received_ts: float | None
+    credential: bool = False
+    """An AUTH credential, blanked alike in both copies, whose keyed digests differ: the box
+    changed it. `sent` and `received` are then empty: its bytes are never shown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +150,20 @@ class _Aligner:
         self.a_base = sent.base + held.sent_start
         self.b_base = received.base + held.received_start
         self.out: list[Divergence] = []
+        self.lined_up: list[tuple[int, int, int]] = []
+        """(start, end, shift): the bytes a[start:end] were compared with b[start + shift:end +
+        shift], byte for byte (equal there, or overwritten in place)."""
 
-    def add(self, kind: DivergenceKind, a0: int, a1: int, b0: int, b1: int) -> None:
+    def add(
+        self,
+        kind: DivergenceKind,
+        a0: int,
+        a1: int,
+        b0: int,
+        b1: int,
+        *,
+        credential: bool = False,
+    ) -> None:
         if len(self.out) >= MAX_DIVERGENCES:
             return
         if self.sent.in_gap(self.a_base + a0) or self.received.in_gap(self.b_base + b0):
@@ -157,14 +176,15 @@ class _Aligner:
                 kind=kind,
                 sent_offset=self.a_base + a0,
                 received_offset=self.b_base + b0,
-                sent=self.a[a0 : min(a1, a0 + EXCERPT)],
-                received=self.b[b0 : min(b1, b0 + EXCERPT)],
+                sent=b"" if credential else self.a[a0 : min(a1, a0 + EXCERPT)],
+                received=b"" if credential else self.b[b0 : min(b1, b0 + EXCERPT)],
                 sent_length=a1 - a0,
                 received_length=b1 - b0,
                 sent_frame=sent_frame,
                 sent_ts=sent_ts,
                 received_frame=recv_frame,
                 received_ts=recv_ts,
+                credential=credential,
             )
         )
 
@@ -205,21 +225,64 @@ class _Aligner:
 
     def run(self) -> list[Divergence]:
         a, b = self.a, self.b
-        if a == b:
-            return []
         if len(a) == len(b):
-            self.overwrites(0, 0, len(a))
+            self.lined_up.append((0, len(a), 0))
+            if a != b:
+                self.overwrites(0, 0, len(a))
             return self.out
         prefix = _common_prefix(a, b)
         if prefix == len(b):
+            self.lined_up.append((0, prefix, 0))
             self.add(DivergenceKind.TRUNCATION, prefix, len(a), prefix, prefix)
             return self.out
         if prefix == len(a):
+            self.lined_up.append((0, prefix, 0))
             self.add(DivergenceKind.INSERTION, prefix, prefix, prefix, len(b))
             return self.out
         start = _line_start(a, prefix)
+        self.lined_up.append((0, start, 0))
         self.lines(start, start)
         return self.out
+
+    def credentials(
+        self, sent: tuple[CredentialDigest, ...], received: tuple[CredentialDigest, ...]
+    ) -> None:
+        """Credentials that lie where the two copies were compared byte for byte, of one length
+        on both sides, and whose digests differ: the `*` that blank them hide a change.
+
+        A credential of another length on the other side is already a difference of the
+        blanked bytes, found above; one the other capture does not hold whole has no digest and
+        is compared with nothing."""
+        if not sent or not received:
+            return
+        theirs = {c.start: c for c in received}
+        for mine in sent:
+            a0, a1 = mine.start - self.a_base, mine.end - self.a_base
+            shift = self._shift_of(a0, a1)
+            if shift is None:
+                continue
+            b0 = a0 + shift
+            other = theirs.get(self.b_base + b0)
+            if other is None or other.length != mine.length or not mine.differs_from(other):
+                continue
+            if any(self._overlaps(d, mine) for d in self.out):
+                continue  # a difference already found there covers it
+            self.add(DivergenceKind.OVERWRITE, a0, a1, b0, b0 + mine.length, credential=True)
+
+    def _shift_of(self, a0: int, a1: int) -> int | None:
+        """How far the received copy of a[a0:a1] lies from it, when it was compared in place."""
+        if a0 < 0 or a1 > len(self.a):
+            return None
+        for start, end, shift in self.lined_up:
+            if start <= a0 and a1 <= end and a0 + shift >= 0 and a1 + shift <= len(self.b):
+                return shift
+        return None
+
+    @staticmethod
+    def _overlaps(d: Divergence, credential: CredentialDigest) -> bool:
+        return d.sent_offset < credential.end and credential.start < d.sent_offset + max(
+            d.sent_length, 1
+        )
 
     def lines(self, a0: int, b0: int) -> None:
         """Different lengths after a common prefix: line-level alignment of the rest."""
@@ -235,6 +298,7 @@ class _Aligner:
         for tag, i1, i2, j1, j2 in matcher.get_opcodes():
             s0, s1, r0, r1 = a_pos[i1], a_pos[i2], b_pos[j1], b_pos[j2]
             if tag == "equal":
+                self.lined_up.append((s0, s1, r0 - s0))
                 continue
             if tag == "delete":
                 kind = DivergenceKind.TRUNCATION if j1 == len(b_lines) else DivergenceKind.REMOVAL
@@ -242,6 +306,7 @@ class _Aligner:
             elif tag == "insert":
                 self.add(DivergenceKind.INSERTION, s0, s1, r0, r1)
             elif s1 - s0 == r1 - r0:
+                self.lined_up.append((s0, s1, r0 - s0))
                 self.overwrites(s0, r0, s1 - s0)
             elif j2 == len(b_lines) and self.b[r0:r1] == self.a[s0 : s0 + (r1 - r0)]:
                 self.add(DivergenceKind.TRUNCATION, s0 + (r1 - r0), s1, r1, r1)
@@ -334,7 +399,11 @@ def align_pair(pair: SessionPair, spans: CaptureSpans | None = None) -> PairAlig
         held = held_range(direction, sent, received, sent_mid, received_mid, spans, open_at_end)
         uncovered.extend(held.uncovered)
         if held.compared:
-            divergences.extend(_Aligner(direction, sent, received, held).run())
+            aligner = _Aligner(direction, sent, received, held)
+            aligner.run()
+            if direction is Direction.CLIENT_TO_SERVER:
+                aligner.credentials(pair.client_side.credentials, pair.server_side.credentials)
+            divergences.extend(aligner.out)
     divergences.sort(key=lambda d: (d.sent_ts or 0.0, d.direction != Direction.SERVER_TO_CLIENT))
     ends = tuple(_end_mismatches(pair, spans))
     return PairAlignment(pair, tuple(divergences), ends, lengths, tuple(uncovered))

@@ -34,6 +34,8 @@ class Place(enum.StrEnum):
     EHLO_REPLY = "ehlo_reply"
     REPLY = "reply"
     COMMAND = "command"
+    CREDENTIAL = "auth_credential"
+    """An AUTH initial response or SASL response (compared by digest, never shown)."""
     MESSAGE = "message"
     OTHER = "other"
 
@@ -52,6 +54,16 @@ def place(al: PairAlignment) -> list[Placed]:
     placed: list[Placed] = []
     for d in al.divergences:
         sender, receiver = (client, server) if d.direction is C2S else (server, client)
+        if d.credential:
+            placed.append(
+                Placed(
+                    d,
+                    Place.CREDENTIAL,
+                    _auth_line(sender, d.sent_offset),
+                    _auth_line(receiver, d.received_offset),
+                )
+            )
+            continue
         sent_line = line_at(sender, d.direction, d.sent_offset)
         received_line = line_at(receiver, d.direction, d.received_offset)
         if sent_line is None and _greeting_cut(d, sender, receiver, received_line):
@@ -82,6 +94,16 @@ def _greeting_cut(
         and received_line is not None
         and received_line is _first_reply(receiver)
     )
+
+
+def _auth_line(session: SmtpSession, offset: int) -> Line | None:
+    """The client's command line at or before client stream offset `offset`: for a credential,
+    the AUTH command (as kept: verb and mechanism) that it answers or ends."""
+    found = None
+    for line in session.lines:
+        if line.direction is C2S and line.offset <= offset:
+            found = line
+    return found
 
 
 def _in_message(session: SmtpSession, d: Divergence) -> bool:
@@ -767,6 +789,32 @@ def _server_header(server: SmtpSession, like: HeaderField) -> list[HeaderField]:
 
 # -- everything else -----------------------------------------------------------------------------
 
+CREDENTIAL_CHANGED: Final = "AUTH credential changed (compared by digest; bytes not shown)"
+
+
+def _credential_evidence(al: PairAlignment, p: Placed) -> tuple[Evidence, Evidence]:
+    """Both captures' frames of a changed credential, quoting only the AUTH command it
+    belongs to (as kept: verb and mechanism)."""
+    d = p.divergence
+    return (
+        evidence(
+            al.pair.client_side,
+            d.sent_frame,
+            d.sent_ts,
+            C2S,
+            p.sent_line.text if p.sent_line else "",
+            f"as sent; {CREDENTIAL_CHANGED}",
+        ),
+        evidence(
+            al.pair.server_side,
+            d.received_frame,
+            d.received_ts,
+            C2S,
+            p.received_line.text if p.received_line else "",
+            f"as received; {CREDENTIAL_CHANGED}",
+        ),
+    )
+
 
 def leftovers(al: PairAlignment, placed: list[Placed], found: list[Finding]) -> list[Finding]:
     """Differences no specific detector explained: payload_modified and data_missing."""
@@ -829,11 +877,15 @@ def leftovers(al: PairAlignment, placed: list[Placed], found: list[Finding]) -> 
     if modified:
         proof: list[Evidence] = []
         for p in modified[:5]:
+            if p.place is Place.CREDENTIAL:
+                proof.extend(_credential_evidence(al, p))
+                continue
             proof.extend(
                 _sent_and_received(
                     al, p.divergence, decode(p.divergence.sent), decode(p.divergence.received)
                 )
             )
+        credentials = sum(p.place is Place.CREDENTIAL for p in modified)
         findings.append(
             Finding(
                 kind=FindingKind.PAYLOAD_MODIFIED,
@@ -841,7 +893,13 @@ def leftovers(al: PairAlignment, placed: list[Placed], found: list[Finding]) -> 
                 confidence=Confidence.CONFIRMED,
                 sessions=_ids(al),
                 summary=f"{len(modified)} other change(s) to the SMTP bytes in transit "
-                f"({', '.join(sorted({str(p.place) for p in modified}))}).",
+                f"({', '.join(sorted({str(p.place) for p in modified}))})."
+                + (
+                    f" {credentials} AUTH credential(s) reached the server changed (compared by "
+                    "keyed digest; the bytes are not shown)."
+                    if credentials
+                    else ""
+                ),
                 cause=remedies.CAUSE_MODIFIED,
                 remediation=remedies.NO_INSPECT,
                 evidence=tuple(proof),
@@ -886,7 +944,7 @@ def _proxy_own_dialogue(p: Placed, full_proxy: bool) -> bool:
 
 def _describe(p: Placed) -> dict[str, object]:
     d = p.divergence
-    return {
+    described: dict[str, object] = {
         "direction": str(d.direction),
         "kind": str(d.kind),
         "place": str(p.place),
@@ -895,6 +953,9 @@ def _describe(p: Placed) -> dict[str, object]:
         "sent": decode(d.sent),
         "received": decode(d.received),
     }
+    if d.credential:
+        described["note"] = CREDENTIAL_CHANGED
+    return described
 
 
 PairDetector = Callable[[PairAlignment, list[Placed]], list[Finding]]
