@@ -608,6 +608,9 @@ def notices(report: Report) -> list[str]:
                 "The captures do not agree on which one is the client side; they were analysed "
                 "as given."
             )
+    cut = cut_by_limits(report)
+    if cut:
+        out.append(cut)
     if verdict_kind(report) == "unproven_overlap":
         reasons = "; ".join(_reasons(report))
         out.append(
@@ -616,6 +619,61 @@ def notices(report: Report) -> list[str]:
             + ". No finding is confirmed: what differs may be two different connections."
         )
     return out
+
+
+DROPPED_PHRASES: Final = {
+    "dialogue_lines": ("dialogue line", "past the {limit} kept"),
+    "transactions": ("transaction", "past the {limit} kept"),
+    "header_fields": ("header field", "past the {limit} kept per message"),
+    "recipients": ("recipient", "past the {limit} kept per transaction"),
+    "accepted_recipients": ("accepted recipient", "past the {limit} kept per transaction"),
+    "anomalies": ("anomaly", "past the {limit} kept"),
+    "anomaly_reports": ("anomaly", "only counted past {limit} of a kind per direction"),
+    "line_bytes": ("byte", "of over-long lines skipped ({limit} kept per line)"),
+    "reply_lines": ("reply line", "past {limit} bytes per reply"),
+    "pending_commands": ("unanswered command", "forgotten past {limit} waiting"),
+    "transcript_lines": ("transcript line", "past the {limit} shown"),
+}
+"""How the notice says each entry of report.json `sessions[].dropped` (the word counted, and
+what happened to the rest)."""
+MAX_CUT_SESSIONS_LISTED: Final = 5
+
+
+def dropped_text(dropped: Mapping[str, Any]) -> str:
+    """One session's `dropped` entry as a phrase: '5 dialogue lines past the 10,000 kept; …'."""
+    parts = []
+    for key, item in dropped.items():
+        if not isinstance(item, Mapping):
+            continue
+        count = as_int(item.get("count")) or 0
+        word, rest = DROPPED_PHRASES.get(key, (key.replace("_", " "), "past {limit}"))
+        counted = word if count == 1 else "anomalies" if word == "anomaly" else word + "s"
+        limit = as_int(item.get("limit"))
+        said = f"{count:,} {counted} {rest.format(limit=f'{limit:,}' if limit else '?')}"
+        kinds = item.get("by_kind")
+        if isinstance(kinds, Mapping) and kinds:
+            said += " (" + ", ".join(f"{k}: {as_int(n) or 0:,}" for k, n in kinds.items()) + ")"
+        parts.append(f"{said} ({as_str(item.get('cap'))})")
+    return "; ".join(parts)
+
+
+def cut_by_limits(report: Report) -> str | None:
+    """The notice that memory caps left parts of sessions out of the report, or None."""
+    cut = [
+        (as_str(s.get("id")), s["dropped"])
+        for s in report.get("sessions") or []
+        if isinstance(s.get("dropped"), Mapping) and s["dropped"]
+    ]
+    if not cut:
+        return None
+    shown = [f"{sid}: {dropped_text(dropped)}" for sid, dropped in cut[:MAX_CUT_SESSIONS_LISTED]]
+    more = len(cut) - MAX_CUT_SESSIONS_LISTED
+    return (
+        f"smtpfw's memory limits cut {plural(len(cut), 'session')}: the report holds less than "
+        f"was captured. {'. '.join(shown)}"
+        + (f". And {plural(more, 'more session')}" if more > 0 else "")
+        + ". See sessions[].dropped in report.json."
+    )
 
 
 def _verdict(report: Report, index: Index) -> Verdict:

@@ -137,6 +137,9 @@ class VerdictEntry(TypedDict):
     """Why the captures do not overlap, or why their overlap is not proven; else empty."""
     confirmed: int
     """Findings that are `confirmed`."""
+    sessions_cut_by_limits: NotRequired[int]
+    """Sessions whose entry carries `dropped` (a memory cap left something out); absent when
+    none."""
 
 
 class OrientationEntry(TypedDict):

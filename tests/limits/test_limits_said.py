@@ -1,0 +1,457 @@
+"""Every memory cap that leaves something out says so: report.json's `sessions[].dropped`.
+
+Each cap is met twice, at its real default: one item past it reports exactly how much was not
+kept (with the cap's name and value), and the report's notice names the session in report.md,
+report.html and on the terminal; a session exactly at the cap has no `dropped` entry and no
+notice. The captures are written with the flood generators of `benchmarks/floods.py`.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.util
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from analyzer.cli import main
+from analyzer.report.build import TRANSCRIPT_LINES
+from analyzer.session.builder import (
+    MAX_ANOMALIES_KEPT,
+    MAX_HEADERS_KEPT,
+    MAX_LINES_KEPT,
+    MAX_RECIPIENTS_KEPT,
+    MAX_TRANSACTIONS_KEPT,
+)
+from analyzer.smtp.limits import ANOMALY_REPORT_LIMIT, DEFAULT_MAX_LINE, MAX_PENDING_COMMANDS
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _floods() -> ModuleType:
+    name = "smtpfw_bench_floods"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / "floods.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+floods = _floods()
+Conn = floods.Conn
+
+OPENING_LINES = 3
+"""Greeting, EHLO and its reply (`floods._opening`)."""
+CLOSING_LINES = 2
+"""QUIT and its reply (`floods._closing`)."""
+
+
+class Analysed:
+    """One capture through `smtpfw analyze`: report.json, report.md, report.html, terminal."""
+
+    def __init__(self, tmp: Path, write: Callable[[Any], None]) -> None:
+        pcap = tmp / "capture.pcap"
+        with open(pcap, "wb") as handle:
+            w = floods.Writer(handle)
+            write(w)
+        out = tmp / "report"
+        self.code = main(["analyze", str(pcap), "--out", str(out)])
+        self.report = json.loads((out / "report.json").read_text())
+        self.markdown = re.sub(r"\\(.)", r"\1", (out / "report.md").read_text())
+        """report.md, its Markdown escapes taken away."""
+        self.html = (out / "report.html").read_text()
+        (session,) = self.report["sessions"]
+        self.session: dict[str, Any] = session
+
+    @property
+    def dropped(self) -> dict[str, Any]:
+        return dict(self.session.get("dropped") or {})
+
+    def says_cut(self) -> bool:
+        """The report's notice about limits, in both renderings."""
+        sid = self.session["id"]
+        said = "memory limits cut 1 session" in self.markdown and f"{sid}: " in self.markdown
+        in_html = "memory limits cut 1 session" in html.unescape(self.html)
+        assert said == in_html
+        return said
+
+
+def _session(write_middle: Callable[[Any], None]) -> Callable[[Any], None]:
+    """A connection: greeting and EHLO (PIPELINING), `write_middle(conn)`, QUIT."""
+
+    def write(w: Any) -> None:
+        conn = Conn(w, 1, floods.START)
+        floods._opening(conn)
+        write_middle(conn)
+        floods._closing(conn)
+
+    return write
+
+
+def assert_nothing_dropped(run: Analysed) -> None:
+    assert "dropped" not in run.session
+    assert "sessions_cut_by_limits" not in run.report["verdict"]
+    assert not run.says_cut()
+
+
+# -- dialogue lines and recipients -------------------------------------------------------------
+
+
+def _recipients(count: int) -> Callable[[Any], None]:
+    """One transaction of `count` pipelined, accepted RCPTs and a message."""
+
+    def middle(conn: Any) -> None:
+        conn.client(b"MAIL FROM:<a@example.net>\r\n")
+        conn.server(b"250 2.1.0 Ok\r\n")
+        for commands, replies in zip(
+            floods._batches(b"RCPT TO:<b@example.org>\r\n", count),
+            floods._batches(b"250 2.1.5 Ok\r\n", count),
+            strict=True,
+        ):
+            conn.client(commands)
+            conn.server(replies)
+        conn.client(b"DATA\r\n")
+        conn.server(b"354 go ahead\r\n")
+        conn.client(b"Subject: many\r\n\r\nHello.\r\n.\r\n")
+        conn.server(b"250 2.0.0 Ok: queued\r\n")
+
+    return _session(middle)
+
+
+def _recipient_lines(count: int) -> int:
+    """Dialogue lines of `_recipients(count)`: MAIL, DATA, the message's end and their replies,
+    and each RCPT with its reply."""
+    return OPENING_LINES + 5 + 2 * count + CLOSING_LINES
+
+
+def test_one_recipient_past_the_cap_is_counted_given_and_accepted(tmp_path: Path) -> None:
+    run = Analysed(tmp_path, _recipients(MAX_RECIPIENTS_KEPT + 1))
+    (txn,) = run.session["transactions"]
+    assert len(txn["rcpt_to"]) == len(txn["accepted_rcpt_to"]) == MAX_RECIPIENTS_KEPT
+    dropped = run.dropped
+    assert dropped["recipients"] == {
+        "count": 1,
+        "cap": "MAX_RECIPIENTS_KEPT",
+        "limit": MAX_RECIPIENTS_KEPT,
+    }
+    assert dropped["accepted_recipients"] == {
+        "count": 1,
+        "cap": "MAX_RECIPIENTS_KEPT",
+        "limit": MAX_RECIPIENTS_KEPT,
+    }
+    lines = _recipient_lines(MAX_RECIPIENTS_KEPT + 1)
+    assert dropped["dialogue_lines"]["count"] == lines - MAX_LINES_KEPT
+    assert run.report["verdict"]["sessions_cut_by_limits"] == 1
+    assert run.says_cut()
+    assert "1 recipient past the 10,000 kept per transaction (MAX_RECIPIENTS_KEPT)" in (
+        run.markdown
+    )
+
+
+def test_recipients_exactly_at_the_cap_drop_none(tmp_path: Path) -> None:
+    run = Analysed(tmp_path, _recipients(MAX_RECIPIENTS_KEPT))
+    (txn,) = run.session["transactions"]
+    assert len(txn["rcpt_to"]) == MAX_RECIPIENTS_KEPT
+    assert set(run.dropped) == {"dialogue_lines"}  # 20,000 RCPT lines and replies were
+
+
+def test_dialogue_lines_past_the_cap_are_counted_and_said(tmp_path: Path) -> None:
+    count = (MAX_LINES_KEPT - _recipient_lines(0)) // 2 + 1
+    run = Analysed(tmp_path, _recipients(count))
+    over = _recipient_lines(count) - MAX_LINES_KEPT
+    assert over == 2  # the last RCPT's reply, and QUIT's (the message's lines are not dialogue)
+    assert run.dropped == {
+        "dialogue_lines": {"count": over, "cap": "MAX_LINES_KEPT", "limit": MAX_LINES_KEPT}
+    }
+    assert run.says_cut()
+    assert "2 dialogue lines past the 10,000 kept (MAX_LINES_KEPT)" in run.markdown
+    assert "2 dialogue lines past the 10,000 kept" in run.html
+    assert run.session["end_reason"] == "quit"  # what the session did is still known
+
+
+def test_dialogue_lines_exactly_at_the_cap_drop_nothing(tmp_path: Path) -> None:
+    count = (MAX_LINES_KEPT - _recipient_lines(0)) // 2
+    assert _recipient_lines(count) == MAX_LINES_KEPT
+    assert_nothing_dropped(Analysed(tmp_path, _recipients(count)))
+
+
+# -- transactions and header fields --------------------------------------------------------------
+
+
+def _transactions(count: int) -> Callable[[Any], None]:
+    """`count` envelopes, each MAIL then RSET, pipelined."""
+
+    def middle(conn: Any) -> None:
+        for commands, replies in zip(
+            floods._batches(b"MAIL FROM:<a@example.net>\r\nRSET\r\n", count, 200),
+            floods._batches(b"250 2.1.0 Ok\r\n250 2.0.0 Ok\r\n", count, 200),
+            strict=True,
+        ):
+            conn.client(commands)
+            conn.server(replies)
+
+    return _session(middle)
+
+
+def test_transactions_past_the_cap_are_counted(tmp_path: Path) -> None:
+    run = Analysed(tmp_path, _transactions(MAX_TRANSACTIONS_KEPT + 3))
+    assert len(run.session["transactions"]) == MAX_TRANSACTIONS_KEPT
+    assert run.dropped == {
+        "transactions": {
+            "count": 3,
+            "cap": "MAX_TRANSACTIONS_KEPT",
+            "limit": MAX_TRANSACTIONS_KEPT,
+        }
+    }
+    assert run.says_cut()
+    assert "3 transactions past the 1,000 kept (MAX_TRANSACTIONS_KEPT)" in run.markdown
+
+
+def test_transactions_exactly_at_the_cap_drop_nothing(tmp_path: Path) -> None:
+    run = Analysed(tmp_path, _transactions(MAX_TRANSACTIONS_KEPT))
+    assert len(run.session["transactions"]) == MAX_TRANSACTIONS_KEPT
+    assert_nothing_dropped(run)
+
+
+def _headers(fields: int) -> Callable[[Any], None]:
+    """One message with `fields` header fields."""
+
+    def middle(conn: Any) -> None:
+        conn.client(b"MAIL FROM:<a@example.net>\r\n")
+        conn.server(b"250 2.1.0 Ok\r\n")
+        conn.client(b"RCPT TO:<b@example.org>\r\n")
+        conn.server(b"250 2.1.5 Ok\r\n")
+        conn.client(b"DATA\r\n")
+        conn.server(b"354 go ahead\r\n")
+        head = b"".join(b"X-Field-%d: value\r\n" % i for i in range(fields))
+        conn.client(head + b"\r\nHello.\r\n.\r\n")
+        conn.server(b"250 2.0.0 Ok: queued\r\n")
+
+    return _session(middle)
+
+
+def test_header_fields_past_the_cap_are_counted(tmp_path: Path) -> None:
+    run = Analysed(tmp_path, _headers(MAX_HEADERS_KEPT + 5))
+    assert run.dropped == {
+        "header_fields": {"count": 5, "cap": "MAX_HEADERS_KEPT", "limit": MAX_HEADERS_KEPT}
+    }
+    assert run.says_cut()
+    assert "5 header fields past the 200 kept per message (MAX_HEADERS_KEPT)" in run.markdown
+
+
+def test_header_fields_exactly_at_the_cap_drop_nothing(tmp_path: Path) -> None:
+    assert_nothing_dropped(Analysed(tmp_path, _headers(MAX_HEADERS_KEPT)))
+
+
+# -- anomalies -----------------------------------------------------------------------------------
+
+
+def _odd_commands(
+    unknown: int, long_lines: int = 0, long_reply: bool = False
+) -> Callable[[Any], None]:
+    """Unknown verbs answered 500, over-long NOOP lines answered 250, and a NOOP answered with
+    a reply line over 512 octets."""
+
+    def middle(conn: Any) -> None:
+        conn.client(b"FROB\r\n" * unknown + (b"NOOP " + b"a" * 600 + b"\r\n") * long_lines)
+        conn.server(b"500 5.5.2 Error: command not recognized\r\n" * unknown)
+        conn.server(b"250 2.0.0 Ok\r\n" * long_lines)
+        if long_reply:
+            conn.client(b"NOOP\r\n")
+            conn.server(b"250 " + b"k" * 600 + b"\r\n")
+
+    return _session(middle)
+
+
+def test_anomalies_past_the_report_limit_are_counted_by_kind(tmp_path: Path) -> None:
+    run = Analysed(tmp_path, _odd_commands(ANOMALY_REPORT_LIMIT + 7))
+    assert run.dropped == {
+        "anomaly_reports": {
+            "count": 7,
+            "cap": "ANOMALY_REPORT_LIMIT",
+            "limit": ANOMALY_REPORT_LIMIT,
+            "by_kind": {"unknown_command": 7},
+        }
+    }
+    assert run.says_cut()
+    assert (
+        "7 anomalies only counted past 100 of a kind per direction (unknown_command: 7) "
+        "(ANOMALY_REPORT_LIMIT)"
+    ) in run.markdown
+
+
+def test_anomalies_exactly_at_the_report_limit_drop_nothing(tmp_path: Path) -> None:
+    run = Analysed(tmp_path, _odd_commands(ANOMALY_REPORT_LIMIT))
+    assert run.session["anomalies"] == ["unknown_command"]
+    assert_nothing_dropped(run)
+
+
+def test_anomalies_past_those_a_session_keeps_are_counted(tmp_path: Path) -> None:
+    # Two kinds at the report limit fill the session's list; one more kind does not fit.
+    assert MAX_ANOMALIES_KEPT == 2 * ANOMALY_REPORT_LIMIT
+    run = Analysed(tmp_path, _odd_commands(ANOMALY_REPORT_LIMIT, ANOMALY_REPORT_LIMIT, True))
+    assert run.dropped == {
+        "anomalies": {"count": 1, "cap": "MAX_ANOMALIES_KEPT", "limit": MAX_ANOMALIES_KEPT}
+    }
+    assert "reply_line_too_long" not in run.session["anomalies"]
+    assert run.says_cut()
+    assert "1 anomaly past the 200 kept (MAX_ANOMALIES_KEPT)" in run.markdown
+
+
+def test_anomalies_exactly_filling_the_session_drop_nothing(tmp_path: Path) -> None:
+    run = Analysed(tmp_path, _odd_commands(ANOMALY_REPORT_LIMIT, ANOMALY_REPORT_LIMIT))
+    assert sorted(run.session["anomalies"]) == ["command_line_too_long", "unknown_command"]
+    assert_nothing_dropped(run)
+
+
+# -- the observer's bounds: line bytes, reply lines, pending commands ---------------------------
+
+
+def _long_command(length: int) -> Callable[[Any], None]:
+    """One NOOP line of `length` octets before its CRLF."""
+
+    def middle(conn: Any) -> None:
+        conn.client(b"NOOP " + b"a" * (length - 5) + b"\r\n")
+        conn.server(b"500 5.5.2 line too long\r\n")
+
+    return _session(middle)
+
+
+def test_bytes_of_a_line_past_the_line_bound_are_counted(tmp_path: Path) -> None:
+    run = Analysed(tmp_path, _long_command(DEFAULT_MAX_LINE + 11))
+    assert run.dropped == {
+        "line_bytes": {"count": 11, "cap": "DEFAULT_MAX_LINE", "limit": DEFAULT_MAX_LINE}
+    }
+    assert run.says_cut()
+    assert "11 bytes of over-long lines skipped (65,536 kept per line)" in run.markdown
+
+
+def test_a_line_exactly_at_the_line_bound_drops_nothing(tmp_path: Path) -> None:
+    run = Analysed(tmp_path, _long_command(DEFAULT_MAX_LINE))
+    assert "command_line_too_long" in run.session["anomalies"]  # too long, but kept whole
+    assert_nothing_dropped(run)
+
+
+REPLY_LINE = b"250-" + b"r" * 58 + b"\r\n"
+"""64 octets: `DEFAULT_MAX_LINE // 64` of them fill a reply exactly."""
+
+
+def _long_reply(lines: int) -> Callable[[Any], None]:
+    def middle(conn: Any) -> None:
+        conn.client(b"NOOP\r\n")
+        conn.server(REPLY_LINE * (lines - 1) + b"250 " + b"r" * 58 + b"\r\n")
+
+    return _session(middle)
+
+
+def test_lines_of_a_reply_past_the_line_bound_are_counted(tmp_path: Path) -> None:
+    kept = DEFAULT_MAX_LINE // len(REPLY_LINE)
+    run = Analysed(tmp_path, _long_reply(kept + 4))
+    assert run.dropped == {
+        "reply_lines": {"count": 4, "cap": "DEFAULT_MAX_LINE", "limit": DEFAULT_MAX_LINE}
+    }
+    assert run.says_cut()
+
+
+def test_a_reply_exactly_at_the_line_bound_drops_nothing(tmp_path: Path) -> None:
+    run = Analysed(tmp_path, _long_reply(DEFAULT_MAX_LINE // len(REPLY_LINE)))
+    assert_nothing_dropped(run)
+
+
+def _unanswered(noops: int) -> Callable[[Any], None]:
+    """`noops` pipelined NOOPs and QUIT that the server (a tarpit) never answers."""
+
+    def write(w: Any) -> None:
+        conn = Conn(w, 1, floods.START)
+        floods._opening(conn)
+        conn.client(b"NOOP\r\n" * noops + b"QUIT\r\n")
+        conn.close()
+
+    return write
+
+
+def test_commands_forgotten_unanswered_are_counted(tmp_path: Path) -> None:
+    run = Analysed(tmp_path, _unanswered(MAX_PENDING_COMMANDS + 1))
+    assert run.dropped == {
+        "pending_commands": {
+            "count": 2,  # the NOOPs and QUIT waiting, less the bound
+            "cap": "MAX_PENDING_COMMANDS",
+            "limit": MAX_PENDING_COMMANDS,
+        }
+    }
+    assert run.says_cut()
+    assert "2 unanswered commands forgotten past 1,000 waiting" in run.markdown
+
+
+def test_commands_exactly_at_the_pending_bound_drop_nothing(tmp_path: Path) -> None:
+    assert_nothing_dropped(Analysed(tmp_path, _unanswered(MAX_PENDING_COMMANDS - 1)))
+
+
+# -- the report's own transcript cap -------------------------------------------------------------
+
+
+def _masked_then_noops(noops: int) -> Callable[[Any], None]:
+    """A STARTTLS masked to X's (a finding names the session, so its transcript is in the
+    report), then `noops` NOOPs."""
+
+    def middle(conn: Any) -> None:
+        conn.client(b"XXXXXXXX\r\n")
+        conn.server(b"500 5.5.2 Error: command not recognized\r\n")
+        for commands, replies in zip(
+            floods._batches(b"NOOP\r\n", noops, 200),
+            floods._batches(b"250 2.0.0 Ok\r\n", noops, 200),
+            strict=True,
+        ):
+            conn.client(commands)
+            conn.server(replies)
+
+    return _session(middle)
+
+
+def _masked_lines(noops: int) -> int:
+    return OPENING_LINES + 2 + 2 * noops + CLOSING_LINES
+
+
+@pytest.mark.parametrize("over", [0, 3])
+def test_a_transcript_cut_in_the_report_says_how_many_lines_it_left_out(
+    tmp_path: Path, over: int
+) -> None:
+    noops = (TRANSCRIPT_LINES - _masked_lines(0)) // 2 + 1
+    assert _masked_lines(noops) == TRANSCRIPT_LINES + 1  # odd: one more NOOP adds two lines
+    run = Analysed(tmp_path, _masked_then_noops(noops - 1 + over))
+    sid = run.session["id"]
+    assert run.report["findings"] and sid in run.report["transcripts"]
+    lines = _masked_lines(noops - 1 + over)
+    if lines <= TRANSCRIPT_LINES:
+        assert_nothing_dropped(run)
+        return
+    assert run.dropped == {
+        "transcript_lines": {
+            "count": lines - TRANSCRIPT_LINES,
+            "cap": "TRANSCRIPT_LINES",
+            "limit": TRANSCRIPT_LINES,
+        }
+    }
+    assert run.says_cut()
+
+
+# -- the terminal ------------------------------------------------------------------------------
+
+
+def test_the_terminal_summary_says_sessions_were_cut(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = Analysed(tmp_path, _transactions(MAX_TRANSACTIONS_KEPT + 1))
+    assert run.code == 0
+    said = capsys.readouterr().out
+    assert "note: smtpfw's memory limits cut 1 session" in said
+    assert "1 transaction past the 1,000 kept (MAX_TRANSACTIONS_KEPT)" in said
