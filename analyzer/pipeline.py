@@ -373,17 +373,23 @@ class _SessionSink:
             frame=data.frame,
             marks=data.marks,
         )
+        # The bytes were kept above, before the observer found the credentials among them.
+        self._keep_secrets(state)
+        if events:
+            state.builder.add(events)
+
+    def _keep_secrets(self, state: _Flow) -> None:
+        """Digest, then blank in the kept client bytes, the AUTH credentials the observer
+        found since it was last asked (`smtp.secrets`): due after every call that feeds the
+        observer, since a line cut by a gap, a close or the capture's end is a line too."""
         secrets = state.observer.take_secrets()
         if secrets and state.streams is not None:
-            # The bytes were kept above, before the observer found the credentials among them.
             record = state.streams.client_to_server
             digests = digest_secrets(
                 self.credential_key, record.data, record.base, record.gaps, secrets
             )
             self.credentials.setdefault(state.info.index, []).extend(digests)
             blank_secrets(record.data, record.base, secrets)
-        if events:
-            state.builder.add(events)
 
     def handed_on(self, session: SmtpSession) -> SmtpSession:
         """`session` with the digests of the credentials in its kept streams."""

@@ -790,6 +790,26 @@ def _server_header(server: SmtpSession, like: HeaderField) -> list[HeaderField]:
 # -- everything else -----------------------------------------------------------------------------
 
 CREDENTIAL_CHANGED: Final = "AUTH credential changed (compared by digest; bytes not shown)"
+CREDENTIAL_RESIZED: Final = "AUTH credential of another length (blanked with '*'; bytes not shown)"
+
+
+def _credential_note(al: PairAlignment, p: Placed) -> str | None:
+    """What a change says of the AUTH credentials it covers, if it covers one."""
+    d = p.divergence
+    if d.credential:
+        return CREDENTIAL_CHANGED
+    if d.direction is not C2S:
+        return None
+    sent = al.pair.client_side.credentials
+    received = al.pair.server_side.credentials
+    if any(
+        c.start < d.sent_offset + max(d.sent_length, 1) and d.sent_offset < c.end for c in sent
+    ) or any(
+        c.start < d.received_offset + max(d.received_length, 1) and d.received_offset < c.end
+        for c in received
+    ):
+        return CREDENTIAL_RESIZED
+    return None
 
 
 def _credential_evidence(al: PairAlignment, p: Placed) -> tuple[Evidence, Evidence]:
@@ -885,7 +905,8 @@ def leftovers(al: PairAlignment, placed: list[Placed], found: list[Finding]) -> 
                     al, p.divergence, decode(p.divergence.sent), decode(p.divergence.received)
                 )
             )
-        credentials = sum(p.place is Place.CREDENTIAL for p in modified)
+        notes = [_credential_note(al, p) for p in modified]
+        credentials = sum(note is not None for note in notes)
         findings.append(
             Finding(
                 kind=FindingKind.PAYLOAD_MODIFIED,
@@ -895,15 +916,20 @@ def leftovers(al: PairAlignment, placed: list[Placed], found: list[Finding]) -> 
                 summary=f"{len(modified)} other change(s) to the SMTP bytes in transit "
                 f"({', '.join(sorted({str(p.place) for p in modified}))})."
                 + (
-                    f" {credentials} AUTH credential(s) reached the server changed (compared by "
-                    "keyed digest; the bytes are not shown)."
+                    f" {credentials} of them in AUTH credentials, whose bytes are never shown"
+                    " (same-length changes are found by comparing keyed digests)."
                     if credentials
                     else ""
                 ),
                 cause=remedies.CAUSE_MODIFIED,
                 remediation=remedies.NO_INSPECT,
                 evidence=tuple(proof),
-                details={"changes": [_describe(p) for p in modified[:20]]},
+                details={
+                    "changes": [
+                        _describe(p, note)
+                        for p, note in zip(modified[:20], notes[:20], strict=True)
+                    ]
+                },
             )
         )
     if missing:
@@ -942,7 +968,7 @@ def _proxy_own_dialogue(p: Placed, full_proxy: bool) -> bool:
     )
 
 
-def _describe(p: Placed) -> dict[str, object]:
+def _describe(p: Placed, note: str | None = None) -> dict[str, object]:
     d = p.divergence
     described: dict[str, object] = {
         "direction": str(d.direction),
@@ -953,8 +979,8 @@ def _describe(p: Placed) -> dict[str, object]:
         "sent": decode(d.sent),
         "received": decode(d.received),
     }
-    if d.credential:
-        described["note"] = CREDENTIAL_CHANGED
+    if note is not None:
+        described["note"] = note
     return described
 
 

@@ -13,12 +13,13 @@ from scapy.utils import wrpcap
 
 from analyzer import analyze
 from analyzer.cli import EXIT_FINDINGS, main
-from analyzer.detect.paired import CREDENTIAL_CHANGED
+from analyzer.detect.paired import CREDENTIAL_CHANGED, CREDENTIAL_RESIZED
 from analyzer.pipeline import Analysis
 from analyzer.smtp.secrets import CredentialDigest, CredentialKey, digest_secrets
-from tests.detect.transcripts import Item, packets
+from tests.detect.transcripts import BANNER, EHLO, Item, packets
 
 from .dialogues import (
+    EHLO_REPLY,
     LOGIN_PASSWORD,
     LOGIN_USER,
     OK,
@@ -172,6 +173,11 @@ def test_a_credential_of_another_length_is_one_finding(tmp_path: Path) -> None:
     analysis, client, server = _analyse(tmp_path, _plain(PLAIN_TOKEN), _plain(longer))
     assert [str(f.kind) for f in analysis.findings] == ["payload_modified"]
     assert _credential_changes(analysis) == []
+    changes = analysis.findings[0].details["changes"]
+    assert isinstance(changes, list)
+    (change,) = changes
+    assert change["place"] == "command" and change["note"] == CREDENTIAL_RESIZED
+    assert "AUTH credentials" in analysis.findings[0].summary
     assert not any(d.credential for al in analysis.alignments for d in al.divergences)
     out = _report(tmp_path, client, server)
     _nothing_leaks(analysis, out, longer)
@@ -235,3 +241,23 @@ def test_digests_need_every_byte_of_the_credential() -> None:
     assert changed.differs_from(whole)
     assert not holed.differs_from(whole), "a credential not held whole is compared with nothing"
     assert PLAIN_TOKEN not in repr(whole).encode()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="credentials the observer finds on a close, a gap or the capture's end are not "
+    "taken from it: pipeline's on_end, on_gap and on_flow_closed do not call _keep_secrets",
+)
+def test_an_auth_line_the_close_cuts_is_blanked(tmp_path: Path) -> None:
+    """The client sends its AUTH line without CRLF and closes: the line is still AUTH's."""
+    items: list[Item] = [
+        ("s", BANNER),
+        ("c", EHLO),
+        ("s", EHLO_REPLY),
+        ("c", b"AUTH PLAIN " + PLAIN_TOKEN),
+    ]
+    client_path, server_path = tmp_path / "client.pcap", tmp_path / "server.pcap"
+    wrpcap(str(client_path), packets(items))
+    wrpcap(str(server_path), packets(items, start=1.7e9 + 0.002))
+    analysis = analyze(client_side=client_path, server_side=server_path)
+    assert analysis_leaks(analysis) == []
