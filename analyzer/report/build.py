@@ -185,6 +185,8 @@ def _pair(al: PairAlignment) -> PairEntry:
                 "received_frame": d.received_frame.frame_no if d.received_frame else None,
                 "sent_ts": _t(d.sent_ts),
                 "received_ts": _t(d.received_ts),
+                # a changed AUTH credential, compared by digest: no bytes in the excerpts
+                **({"credential": True} if d.credential else {}),
             }
             for d in al.divergences
         ],

@@ -5,6 +5,7 @@ its base64, nor the digest, nor the key appears in any output."""
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -133,6 +134,11 @@ def test_a_plain_response_changed_in_transit_is_payload_modified(tmp_path: Path)
     assert all(e.frame is not None for e in proof)
     out = _report(tmp_path, client, server)
     _nothing_leaks(analysis, out, CHANGED_PLAIN)
+    (pair,) = json.loads((out / "report.json").read_text())["pairs"]
+    (divergence,) = pair["divergences"]
+    assert divergence["credential"] is True
+    assert (divergence["sent"], divergence["received"]) == ("", "")
+    assert divergence["sent_length"] == divergence["received_length"] == len(PLAIN_TOKEN)
     assert leaks(pickle.dumps(analysis) + repr(analysis).encode()) == []
     assert CHANGED_PLAIN not in pickle.dumps(analysis)
 
