@@ -36,6 +36,13 @@ never made a `Segment`: the capture layer offers each segment's fields and raw k
 Sides are filed under their raw keys too, and the frame of a bare ACK is remembered as a number
 until someone needs the `FrameRef`.
 
+A connection of which only the opening SYN was seen is kept as that `Segment` alone (a
+half-open connection, `_halfopen`), numbered when it arrives and made a full flow when any other
+segment of its 4-tuple comes, when it idles out, when too many are waiting or at `finish()` --
+then through the same steps as if it had been one from the start, so what the sink is told is the
+same. A SYN flood thus costs one segment per SYN, bounded by `max_flows`, and never evicts the
+open connections: half-open ones wait in their own table, with their own limit.
+
 A closed connection's tombstone is two small `_Tomb`s (filed under the two directions' keys)
 holding the stream positions and FIN that late segments are checked against, and nothing more.
 The idle sweep closes exactly the flows idle longer than the timeout, whatever else shares the
@@ -357,6 +364,9 @@ class FlowTable(SegmentTaker):
         """Sides of lingering closed flows, by direction key (no side of an open flow has it)."""
         self._active: OrderedDict[int, _Flow] = OrderedDict()
         """Open flows by index, least recently active first."""
+        self._halfopen: OrderedDict[FlowKey, tuple[int, Segment]] = OrderedDict()
+        """Connections of which only the SYN was seen: index and SYN by the SYN's key, in
+        capture order."""
         self._closed: OrderedDict[int, _Flow] = OrderedDict()
         """Tombstones by index, oldest first."""
         self._next_index = 0
@@ -367,8 +377,8 @@ class FlowTable(SegmentTaker):
 
     @property
     def open_flows(self) -> int:
-        """Connections currently open (tombstones of closed ones not included)."""
-        return len(self._active)
+        """Connections currently open, half-open ones included (tombstones of closed ones not)."""
+        return len(self._active) + len(self._halfopen)
 
     @property
     def next_index(self) -> int:
@@ -508,8 +518,10 @@ class FlowTable(SegmentTaker):
     def finish(self) -> None:
         """End of the capture: deliver what is buffered (holes become gaps), release pending
         FINs and close every open flow, in index order."""
-        for index in sorted(self._active):
-            flow = self._active.get(index)
+        waiting = {index: key for key, (index, _) in self._halfopen.items()}
+        for index in sorted([*self._active, *waiting]):
+            key = waiting.get(index)
+            flow = self._active.get(index) if key is None else self._hatch(key)
             if flow is not None:
                 self._close(flow)
         for flow in list(self._closed.values()):
@@ -524,6 +536,8 @@ class FlowTable(SegmentTaker):
         flags = seg.flags
         if half is not None:
             half.hand_on_runs()
+        if half is None and self._halfopen:
+            half = self._hatch_for(seg)
         if half is None:
             tombs = self._tombs
             tomb = tombs.get((seg.src, seg.sport, seg.dst, seg.dport)) if tombs else None
@@ -532,6 +546,9 @@ class FlowTable(SegmentTaker):
                     self._after_close(tomb.flow, tomb, seg)
                     return
                 self._forget(tomb.flow)  # a new connection on the 4-tuple
+            if flags & (SYN | ACK | FIN | RST) == SYN and not seg.payload_len:
+                self._wait_halfopen(seg)
+                return
             half = self._new_flow(seg)
         else:
             flow = half.flow
@@ -542,6 +559,11 @@ class FlowTable(SegmentTaker):
             ):
                 self._port_reuse(flow, seg)
                 half = self._new_flow(seg)
+        self._add_to(half, seg)
+
+    def _add_to(self, half: _Half, seg: Segment) -> None:
+        """The slow path's work once the segment's side is known."""
+        flags = seg.flags
         flow = half.flow
         ts = seg.ts
         self._touch(half, ts)
@@ -599,12 +621,14 @@ class FlowTable(SegmentTaker):
         if self._finished is not None:
             self._close_finished()
 
-    def _new_flow(self, seg: Segment) -> _Half:
+    def _new_flow(self, seg: Segment, index: int = -1) -> _Half:
+        """A new flow whose first segment is `seg`, numbered `index` (-1: the next number)."""
         if len(self._active) >= self._max_flows:
             oldest = next(iter(self._active.values()))
             self._evict(oldest, f"the flow table is full ({self._max_flows} open flows)")
-        index = self._next_index
-        self._next_index += 1
+        if index < 0:
+            index = self._next_index
+            self._next_index += 1
         flow = _Flow(index, seg.frame.capture_id, seg.ts)
         key = (seg.src, seg.sport, seg.dst, seg.dport)
         rkey = reverse_key(key)
@@ -627,6 +651,40 @@ class FlowTable(SegmentTaker):
             self._raw[other.raw] = other
         self._active[index] = flow
         return half
+
+    # -- half-open connections -------------------------------------------------------------
+
+    def _wait_halfopen(self, syn: Segment) -> None:
+        """Keep a SYN of a new 4-tuple as a half-open connection, numbered now."""
+        if len(self._halfopen) >= self._max_flows:
+            oldest = next(iter(self._halfopen))
+            self._evict(
+                self._hatch(oldest), f"too many half-open connections ({self._max_flows} waiting)"
+            )
+        index = self._next_index
+        self._next_index += 1
+        self._halfopen[(syn.src, syn.sport, syn.dst, syn.dport)] = (index, syn)
+
+    def _hatch_for(self, seg: Segment) -> _Half | None:
+        """The side `seg` belongs to, if it is a segment of a half-open connection (which is
+        made a flow now); None if it is not."""
+        key = (seg.src, seg.sport, seg.dst, seg.dport)
+        if key in self._halfopen:
+            self._hatch(key)
+        else:
+            syn_key = reverse_key(key)
+            if syn_key not in self._halfopen:
+                return None
+            self._hatch(syn_key)
+        return self._halves.get(key)
+
+    def _hatch(self, key: FlowKey) -> _Flow:
+        """Make the half-open connection of SYN key `key` a flow, as if its SYN had just been
+        added."""
+        index, syn = self._halfopen.pop(key)
+        half = self._new_flow(syn, index)
+        self._add_to(half, syn)
+        return half.flow
 
     def _syn(self, flow: _Flow, half: _Half, seg: Segment) -> None:
         """Record what a SYN or SYN-ACK says: ISN, MSS, offset 0, and the roles."""
@@ -904,6 +962,16 @@ class FlowTable(SegmentTaker):
             last_ts = flow.last_ts()
             self._evict(
                 flow, f"idle for {now - last_ts:.1f} s (idle timeout {self._idle_timeout:g} s)"
+            )
+        waiting = self._halfopen
+        while waiting:
+            key, (_, syn) = next(iter(waiting.items()))
+            if syn.ts > limit:
+                break  # half-open connections are kept in capture order
+            # One at a time: made a flow and closed at once, so memory stays that of a SYN.
+            self._evict(
+                self._hatch(key),
+                f"idle for {now - syn.ts:.1f} s (idle timeout {self._idle_timeout:g} s)",
             )
         closed = self._closed
         limit = now - self._linger
