@@ -61,7 +61,8 @@ def _files(info: CaptureInfo) -> dict[tuple[str, int], str]:
 
 
 def _capture(info: CaptureInfo) -> CaptureEntry:
-    anomalies = Counter(str(a.kind) for a in info.stats.anomalies)
+    # Every anomaly counted, also those past the `MAX_KEPT_ANOMALIES` kept in full.
+    anomalies = Counter(info.stats.anomaly_counts)
     if info.pipeline.silent.count:
         anomalies[SILENT_ANOMALY] = info.pipeline.silent.count
     if info.pipeline.unspoken.count:

@@ -12,6 +12,7 @@ import html
 import importlib.util
 import json
 import re
+import struct
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from analyzer.capture.stats import MAX_KEPT_ANOMALIES
 from analyzer.cli import main
 from analyzer.report.build import TRANSCRIPT_LINES
 from analyzer.session.builder import (
@@ -455,3 +457,22 @@ def test_the_terminal_summary_says_sessions_were_cut(
     said = capsys.readouterr().out
     assert "note: smtpfw's memory limits cut 1 session" in said
     assert "1 transaction past the 1,000 kept (MAX_TRANSACTIONS_KEPT)" in said
+
+
+# -- capture anomalies -------------------------------------------------------------------------
+
+
+def test_capture_anomalies_past_those_kept_in_full_are_all_counted(tmp_path: Path) -> None:
+    # TCP in IPv4 cut before its TCP header: each frame is malformed.
+    ip = bytes.fromhex("45000014000000004006") + bytes(2) + bytes([10, 0, 0, 1]) + floods.SERVER_IP
+    bad = floods.ETHER + ip
+    pcap = tmp_path / "capture.pcap"
+    frames = MAX_KEPT_ANOMALIES + 5
+    with open(pcap, "wb") as handle:
+        handle.write(floods.PCAP_HEADER)
+        for i in range(frames):
+            handle.write(struct.pack("<IIII", 1_700_000_000, i, len(bad), len(bad)) + bad)
+    out = tmp_path / "report"
+    main(["analyze", str(pcap), "--out", str(out), "--format", "json"])
+    (capture,) = json.loads((out / "report.json").read_text())["captures"]
+    assert capture["anomalies"] == {"malformed_packet": frames}
