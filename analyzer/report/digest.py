@@ -650,10 +650,11 @@ def dropped_text(dropped: Mapping[str, Any]) -> str:
         counted = word if count == 1 else "anomalies" if word == "anomaly" else word + "s"
         limit = as_int(item.get("limit"))
         said = f"{count:,} {counted} {rest.format(limit=f'{limit:,}' if limit else '?')}"
+        why = as_str(item.get("cap"))
         kinds = item.get("by_kind")
         if isinstance(kinds, Mapping) and kinds:
-            said += " (" + ", ".join(f"{k}: {as_int(n) or 0:,}" for k, n in kinds.items()) + ")"
-        parts.append(f"{said} ({as_str(item.get('cap'))})")
+            why += "; " + ", ".join(f"{k}: {as_int(n) or 0:,}" for k, n in kinds.items())
+        parts.append(f"{said} ({why})")
     return "; ".join(parts)
 
 

@@ -286,8 +286,8 @@ def test_anomalies_past_the_report_limit_are_counted_by_kind(tmp_path: Path) -> 
     }
     assert run.says_cut()
     assert (
-        "7 anomalies only counted past 100 of a kind per direction (unknown_command: 7) "
-        "(ANOMALY_REPORT_LIMIT)"
+        "7 anomalies only counted past 100 of a kind per direction "
+        "(ANOMALY_REPORT_LIMIT; unknown_command: 7)"
     ) in run.markdown
 
 
