@@ -166,6 +166,30 @@ def test_recipients_exactly_at_the_cap_drop_none(tmp_path: Path) -> None:
     assert set(run.dropped) == {"dialogue_lines"}  # 20,000 RCPT lines and replies were
 
 
+def test_recipients_of_a_refused_nested_mail_stay_within_the_cap(tmp_path: Path) -> None:
+    # A second MAIL inside the open transaction is refused (503): the RCPTs pipelined after it
+    # belong to the first envelope, which is already full.
+    def middle(conn: Any) -> None:
+        conn.client(b"MAIL FROM:<a@example.net>\r\n")
+        conn.server(b"250 2.1.0 Ok\r\n")
+        for commands, replies in zip(
+            floods._batches(b"RCPT TO:<b@example.org>\r\n", MAX_RECIPIENTS_KEPT),
+            floods._batches(b"250 2.1.5 Ok\r\n", MAX_RECIPIENTS_KEPT),
+            strict=True,
+        ):
+            conn.client(commands)
+            conn.server(replies)
+        conn.client(b"MAIL FROM:<c@example.net>\r\n" + b"RCPT TO:<d@example.org>\r\n" * 5)
+        conn.server(b"503 5.5.1 Error: nested MAIL command\r\n" + b"250 2.1.5 Ok\r\n" * 5)
+
+    run = Analysed(tmp_path, _session(middle))
+    (txn,) = run.session["transactions"]
+    assert txn["mail_from"] == "a@example.net"
+    assert len(txn["rcpt_to"]) == len(txn["accepted_rcpt_to"]) == MAX_RECIPIENTS_KEPT
+    assert run.dropped["recipients"]["count"] == 5
+    assert run.dropped["accepted_recipients"]["count"] == 5
+
+
 def test_dialogue_lines_past_the_cap_are_counted_and_said(tmp_path: Path) -> None:
     count = (MAX_LINES_KEPT - _recipient_lines(0)) // 2 + 1
     run = Analysed(tmp_path, _recipients(count))
