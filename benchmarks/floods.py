@@ -13,6 +13,10 @@ analysed by `smtpfw analyze` in a child process whose wall time and peak residen
 - `noop`: sessions of many answered NOOPs each;
 - `tarpit`: the same NOOPs never answered (a tarpit), so no command finds a reply.
 
+With tshark on the PATH (or `--tshark PATH`), each capture is also read by tshark's SMTP pass
+of `run.py` (`-Y smtp -T fields -e smtp.req.command -e smtp.response.code`), measured the same
+way, and the ratio of the two wall times is printed (`--no-tshark` skips it).
+
 What it does not do: time anything against a target or fail on a number (the figures are for
 reading); model real traffic; write IPv6 or pcapng.
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -292,9 +297,22 @@ def cases(full: bool) -> list[Case]:
     ]
 
 
+TSHARK_ARGS = ("-Y", "smtp", "-T", "fields", "-e", "smtp.req.command", "-e", "smtp.response.code")
+"""The tshark pass `run.py` compares against: dissect every frame, print SMTP commands and codes."""
+
+
 def measure(pcap: Path, out: Path) -> tuple[float, float, int]:
     """Run `smtpfw analyze` on `pcap`: wall seconds, peak RSS (MiB), exit status."""
-    command = [sys.executable, "-m", "analyzer", "analyze", str(pcap), "--out", str(out)]
+    return _child([sys.executable, "-m", "analyzer", "analyze", str(pcap), "--out", str(out)])
+
+
+def measure_tshark(tshark: str, pcap: Path) -> tuple[float, float, int]:
+    """Run tshark's SMTP pass on `pcap`: wall seconds, peak RSS (MiB), exit status."""
+    return _child([tshark, "-r", str(pcap), *TSHARK_ARGS])
+
+
+def _child(command: list[str]) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS (MiB) and exit status of one child running `command`."""
     begin = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -315,7 +333,10 @@ def main(argv: list[str] | None = None) -> int:
         "--case", action="append", choices=["syn", "tiny", "lines", "rcpt", "noop", "tarpit"]
     )
     parser.add_argument("--keep", type=Path, help="write captures and reports here")
+    parser.add_argument("--tshark", default=shutil.which("tshark"), help="tshark to compare with")
+    parser.add_argument("--no-tshark", action="store_true", help="do not run tshark")
     args = parser.parse_args(argv)
+    tshark = None if args.no_tshark else args.tshark
     chosen = [c for c in cases(args.full) if not args.case or c.name in args.case]
     with tempfile.TemporaryDirectory(prefix="smtpfw-floods-") as scratch:
         root = args.keep or Path(scratch)
@@ -323,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{'case':<34} {'pcap MB':>8} {'write s':>8} {'wall s':>8} {'peak MiB':>9} "
             f"{'report MB':>10}"
+            + (f" {'tshark s':>9} {'tshark MiB':>10} {'ratio':>6}" if tshark else "")
         )
         failed = False
         for case in chosen:
@@ -336,9 +358,15 @@ def main(argv: list[str] | None = None) -> int:
             report = out / "report.json"
             size = report.stat().st_size / 1e6 if report.exists() else float("nan")
             failed = failed or code > 1
+            theirs = ""
+            if tshark:
+                t_wall, t_peak, t_code = measure_tshark(tshark, pcap)
+                theirs = f" {t_wall:>9.1f} {t_peak:>10.0f} {wall / t_wall:>6.2f}"
+                theirs += "" if t_code == 0 else f"  tshark exit {t_code}"
             print(
                 f"{case.what:<34} {pcap.stat().st_size / 1e6:>8.1f} {written:>8.1f} "
                 f"{wall:>8.1f} {peak:>9.0f} {size:>10.2f}"
+                + theirs
                 + ("" if code <= 1 else f"  exit {code}"),
                 flush=True,
             )
