@@ -28,6 +28,7 @@ from .dialogues import (
     analysis_leaks,
     b64,
     dialogue,
+    frame_text,
     leaks,
     login,
     report_leaks,
@@ -100,6 +101,10 @@ def _nothing_leaks(analysis: Analysis, out: Path, *extra: bytes) -> None:
     assert report_leaks(out) == []
     digests = _digests(analysis)
     assert digests, "the sessions hold the credentials' digests"
+    shown = (frame_text(analysis) + repr(analysis)).encode("utf-8", "surrogateescape")
+    for digest in digests:
+        assert digest not in shown and digest.hex().encode() not in shown
+        assert repr(digest)[2:-1].encode() not in shown
     for path in sorted(out.rglob("*")):
         if not path.is_file():
             continue
