@@ -409,6 +409,7 @@ class _SessionSink:
                 gap.direction, offset=gap.offset, length=gap.length, ts=gap.ts, frame=gap.frame
             )
         )
+        self._keep_secrets(state)
 
     def on_end(self, flow: FlowInfo, end: StreamEnd) -> None:
         state = self.flows.get(flow.index)
@@ -424,6 +425,7 @@ class _SessionSink:
                 frame=end.frame,
             )
         )
+        self._keep_secrets(state)
 
     def on_anomaly(self, flow: FlowInfo, anomaly: Anomaly) -> None:
         state = self.flows.get(flow.index)
@@ -442,6 +444,7 @@ class _SessionSink:
         tls_only = self.tls_only.pop(flow.index, None)
         if tls_only is None and spoke_no_smtp(stats, state.client_line_ended):
             # No line of SMTP: a connection attempt, summarised rather than made a session.
+            self.credentials.pop(flow.index, None)
             if carried_nothing(stats):
                 self.stats.silent.add(flow, stats)
             else:
@@ -450,6 +453,7 @@ class _SessionSink:
                 self.on_closed(flow, None)
             return
         state.builder.add(state.observer.feed_eof(ts=stats.end_ts or flow.start_ts))
+        self._keep_secrets(state)
         tls = tls_only or state.observer.tls_bytes
         session = state.builder.build(
             f"{self.capture_id}#{flow.index}",

@@ -254,11 +254,6 @@ def test_digests_need_every_byte_of_the_credential() -> None:
     assert PLAIN_TOKEN not in repr(whole).encode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="credentials the observer finds on a close, a gap or the capture's end are not "
-    "taken from it: pipeline's on_end, on_gap and on_flow_closed do not call _keep_secrets",
-)
 def test_an_auth_line_the_close_cuts_is_blanked(tmp_path: Path) -> None:
     """The client sends its AUTH line without CRLF and closes: the line is still AUTH's."""
     items: list[Item] = [
