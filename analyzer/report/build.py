@@ -16,10 +16,8 @@ from analyzer.correlate import PairAlignment
 from analyzer.correlate.overlap import OverlapKind
 from analyzer.detect import Confidence, Evidence, Finding
 from analyzer.pipeline import Analysis, CaptureInfo, SilentConnections
-from analyzer.session import builder as session_caps
 from analyzer.session.export import session_dict
 from analyzer.session.model import SmtpSession
-from analyzer.smtp import limits as smtp_caps
 
 from . import digest
 from .model import (
@@ -246,52 +244,15 @@ def transcript(session: SmtpSession) -> list[TranscriptLine]:
     return lines
 
 
-DROPPED: tuple[tuple[str, str, str, Any], ...] = (
-    ("dialogue_lines", "lines", "MAX_LINES_KEPT", session_caps),
-    ("transactions", "transactions", "MAX_TRANSACTIONS_KEPT", session_caps),
-    ("header_fields", "header_fields", "MAX_HEADERS_KEPT", session_caps),
-    ("recipients", "recipients", "MAX_RECIPIENTS_KEPT", session_caps),
-    ("accepted_recipients", "accepted_recipients", "MAX_RECIPIENTS_KEPT", session_caps),
-    ("anomalies", "anomalies", "MAX_ANOMALIES_KEPT", session_caps),
-    ("line_bytes", "line_bytes", "DEFAULT_MAX_LINE", smtp_caps),
-    ("reply_lines", "reply_lines", "DEFAULT_MAX_LINE", smtp_caps),
-    ("pending_commands", "pending_commands", "MAX_PENDING_COMMANDS", smtp_caps),
-)
-"""report.json `sessions[].dropped`: key, `Dropped` field, the cap it hit and where the cap is
-declared (read when the report is made, so the entry shows the value in force)."""
-
-
-def dropped_entry(session: SmtpSession, transcribed: bool = False) -> dict[str, Any] | None:
-    """What the caps left out of `session`, as report.json's `dropped` (None when nothing):
-    each entry `{"count", "cap", "limit"}`, `anomaly_reports` also `by_kind`. `transcribed`:
-    the report carries the session's transcript (cut at `TRANSCRIPT_LINES`)."""
-    dropped = session.dropped
-    entry: dict[str, Any] = {}
-    for key, name, cap, module in DROPPED:
-        count = getattr(dropped, name)
-        if count:
-            entry[key] = {"count": count, "cap": cap, "limit": getattr(module, cap)}
-    if dropped.anomaly_reports:
-        entry["anomaly_reports"] = {
-            "count": sum(n for _, n in dropped.anomaly_reports),
-            "cap": "ANOMALY_REPORT_LIMIT",
-            "limit": smtp_caps.ANOMALY_REPORT_LIMIT,
-            "by_kind": dict(dropped.anomaly_reports),
-        }
-    if transcribed and len(session.lines) > TRANSCRIPT_LINES:
-        entry["transcript_lines"] = {
+def _session(session: SmtpSession, analysis: Analysis, named: set[str]) -> dict[str, Any]:
+    entry = _rounded(session_dict(session, analysis.peer_of(session.id)))
+    if session.id in named and len(session.lines) > TRANSCRIPT_LINES:
+        # The report carries this session's transcript, cut at TRANSCRIPT_LINES.
+        entry.setdefault("dropped", {})["transcript_lines"] = {
             "count": len(session.lines) - TRANSCRIPT_LINES,
             "cap": "TRANSCRIPT_LINES",
             "limit": TRANSCRIPT_LINES,
         }
-    return entry or None
-
-
-def _session(session: SmtpSession, analysis: Analysis, named: set[str]) -> dict[str, Any]:
-    entry = _rounded(session_dict(session, analysis.peer_of(session.id)))
-    dropped = dropped_entry(session, session.id in named)
-    if dropped is not None:
-        entry["dropped"] = dropped
     return entry
 
 

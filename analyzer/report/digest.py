@@ -631,6 +631,8 @@ DROPPED_PHRASES: Final = {
     "anomaly_reports": ("anomaly", "only counted past {limit} of a kind per direction"),
     "line_bytes": ("byte", "of over-long lines skipped ({limit} kept per line)"),
     "reply_lines": ("reply line", "past {limit} bytes per reply"),
+    "header_bytes": ("byte", "of over-long header lines skipped ({limit} kept per line)"),
+    "header_sections": ("header section", "cut at {limit} bytes, the rest read as body"),
     "pending_commands": ("unanswered command", "forgotten past {limit} waiting"),
     "transcript_lines": ("transcript line", "past the {limit} shown"),
 }

@@ -500,6 +500,8 @@ class SessionBuilder:
             line_bytes=bounds.line_bytes if bounds else 0,
             reply_lines=bounds.reply_lines if bounds else 0,
             pending_commands=bounds.pending_commands if bounds else 0,
+            header_bytes=bounds.header_bytes if bounds else 0,
+            header_sections=bounds.header_sections if bounds else 0,
         )
 
     def build(

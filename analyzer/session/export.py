@@ -6,9 +6,29 @@ No AUTH secret can appear: the observer never hands them on.
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
-from .model import MailTransaction, SmtpSession
+from analyzer.smtp import limits as smtp_caps
+
+from . import builder as session_caps
+from .model import Dropped, MailTransaction, SmtpSession
+
+DROPPED: tuple[tuple[str, str, str, ModuleType], ...] = (
+    ("dialogue_lines", "lines", "MAX_LINES_KEPT", session_caps),
+    ("transactions", "transactions", "MAX_TRANSACTIONS_KEPT", session_caps),
+    ("header_fields", "header_fields", "MAX_HEADERS_KEPT", session_caps),
+    ("recipients", "recipients", "MAX_RECIPIENTS_KEPT", session_caps),
+    ("accepted_recipients", "accepted_recipients", "MAX_RECIPIENTS_KEPT", session_caps),
+    ("anomalies", "anomalies", "MAX_ANOMALIES_KEPT", session_caps),
+    ("line_bytes", "line_bytes", "DEFAULT_MAX_LINE", smtp_caps),
+    ("reply_lines", "reply_lines", "DEFAULT_MAX_LINE", smtp_caps),
+    ("pending_commands", "pending_commands", "MAX_PENDING_COMMANDS", smtp_caps),
+    ("header_bytes", "header_bytes", "DEFAULT_MAX_LINE", smtp_caps),
+    ("header_sections", "header_sections", "DEFAULT_MAX_HEADER_BLOCK", smtp_caps),
+)
+"""report.json `sessions[].dropped`: key, `Dropped` field, the cap it hit and where the cap is
+declared (read when the entry is made, so it shows the value in force)."""
 
 
 def transaction_dict(txn: MailTransaction) -> dict[str, Any]:
@@ -28,9 +48,28 @@ def transaction_dict(txn: MailTransaction) -> dict[str, Any]:
     }
 
 
+def dropped_dict(dropped: Dropped) -> dict[str, Any]:
+    """What the caps left out of a session, as report.json's `dropped` (empty when nothing):
+    each entry `{"count", "cap", "limit"}`, `anomaly_reports` also `by_kind`."""
+    entry: dict[str, Any] = {}
+    for key, name, cap, module in DROPPED:
+        count = getattr(dropped, name)
+        if count:
+            entry[key] = {"count": count, "cap": cap, "limit": getattr(module, cap)}
+    if dropped.anomaly_reports:
+        entry["anomaly_reports"] = {
+            "count": sum(n for _, n in dropped.anomaly_reports),
+            "cap": "ANOMALY_REPORT_LIMIT",
+            "limit": smtp_caps.ANOMALY_REPORT_LIMIT,
+            "by_kind": dict(dropped.anomaly_reports),
+        }
+    return entry
+
+
 def session_dict(session: SmtpSession, peer: str | None = None) -> dict[str, Any]:
+    """The session's report.json entry; `dropped` only when a cap left something out."""
     starttls = session.starttls
-    return {
+    entry = {
         "id": session.id,
         "capture": session.capture_id,
         "client": session.client,
@@ -57,3 +96,7 @@ def session_dict(session: SmtpSession, peer: str | None = None) -> dict[str, Any
         "gaps": session.gaps,
         "anomalies": list(session.anomaly_kinds),
     }
+    dropped = dropped_dict(session.dropped) if session.dropped else None
+    if dropped:
+        entry["dropped"] = dropped
+    return entry

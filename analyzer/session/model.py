@@ -154,6 +154,11 @@ class Dropped:
     """Lines of over-long multiline replies not kept (`DEFAULT_MAX_LINE` kept per reply)."""
     pending_commands: int = 0
     """Commands forgotten while waiting for a reply (`MAX_PENDING_COMMANDS` waiting)."""
+    header_bytes: int = 0
+    """Bytes of over-long message header lines not kept (`DEFAULT_MAX_LINE` kept per line)."""
+    header_sections: int = 0
+    """Messages whose header section outgrew `DEFAULT_MAX_HEADER_BLOCK`: its fields past the
+    bound were read as body."""
 
     def __bool__(self) -> bool:
         return self != NOTHING_DROPPED

@@ -163,6 +163,8 @@ class MessageScanner:
         "_stuffed",
         "_tail",
         "_text_long_reported",
+        "header_bytes_dropped",
+        "header_cut",
         "outcome",
     )
 
@@ -176,6 +178,10 @@ class MessageScanner:
         self._plain_limit = min(HEADER_LINE_MAX, max(1, max_line))
         """Longest header line `_plain_header_lines` takes: kept whole, not too long."""
         self._headers_done = False
+        self.header_bytes_dropped = 0
+        """Bytes of over-long header lines not kept (`max_line` kept of each)."""
+        self.header_cut = False
+        """The header section outgrew `max_header_block`: the rest was read as body."""
         self._field: _Field | None = None
         self._header_block = bytearray()
         self._prev_crlf = True
@@ -358,6 +364,7 @@ class MessageScanner:
                 1,
             )
         if line.truncated:
+            self.header_bytes_dropped += line.length - len(content)
             self._report(
                 SmtpAnomaly.LINE_TRUNCATED,
                 f"message line of {line.length} octets: {len(content)} kept",
@@ -403,6 +410,7 @@ class MessageScanner:
         block += term
         if len(block) > self._max_header_block:
             del block[self._max_header_block :]
+            self.header_cut = True
             self._report(
                 SmtpAnomaly.LINE_TRUNCATED,
                 f"header section longer than {self._max_header_block} octets: the rest is "

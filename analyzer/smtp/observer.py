@@ -110,7 +110,15 @@ class BoundsDropped:
     `feed_eof` hands one on after its events, only when something was dropped: it is the
     observer's account of itself, not something seen on the wire."""
 
-    __slots__ = ("line_bytes", "pending_commands", "reply_lines", "ts", "unreported")
+    __slots__ = (
+        "header_bytes",
+        "header_sections",
+        "line_bytes",
+        "pending_commands",
+        "reply_lines",
+        "ts",
+        "unreported",
+    )
 
     def __init__(
         self,
@@ -119,8 +127,14 @@ class BoundsDropped:
         reply_lines: int,
         pending_commands: int,
         unreported: dict[str, int],
+        header_bytes: int = 0,
+        header_sections: int = 0,
     ) -> None:
         self.ts = ts
+        self.header_bytes = header_bytes
+        """Bytes of over-long message header lines not kept (`max_line` kept of each)."""
+        self.header_sections = header_sections
+        """Messages whose header section outgrew `max_header_block` (the rest read as body)."""
         self.line_bytes = line_bytes
         """Bytes of over-long command and reply lines skipped (`max_line` kept of each)."""
         self.reply_lines = reply_lines
@@ -138,6 +152,8 @@ class BoundsDropped:
             self.reply_lines,
             self.pending_commands,
             self.unreported,
+            self.header_bytes,
+            self.header_sections,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -228,6 +244,8 @@ class SmtpObserver:
         """Every anomaly seen, by kind, including those not reported again as events."""
         # What the bounds dropped (`BoundsDropped`).
         self._line_bytes_skipped = 0
+        self._header_bytes_skipped = 0
+        self._header_sections_cut = 0
         self._reply_lines_dropped = 0
         self._pending_forgotten = 0
         self._unreported: dict[SmtpAnomaly, int] = {}
@@ -462,6 +480,8 @@ class SmtpObserver:
             or self._line_bytes_skipped
             or self._reply_lines_dropped
             or self._pending_forgotten
+            or self._header_bytes_skipped
+            or self._header_sections_cut
         ):
             return None
         return BoundsDropped(
@@ -470,6 +490,8 @@ class SmtpObserver:
             self._reply_lines_dropped,
             self._pending_forgotten,
             {str(kind): count for kind, count in unreported.items()},
+            self._header_bytes_skipped,
+            self._header_sections_cut,
         )
 
     def buffered(self, direction: Direction) -> int:
@@ -788,6 +810,9 @@ class SmtpObserver:
             out.append(new_data_start(self._message_offset, frame, ts))
         self._message_started = False
         out.append(message.finish(complete, offset, frame, ts, out))
+        self._header_bytes_skipped += message.header_bytes_dropped
+        if message.header_cut:
+            self._header_sections_cut += 1
         if not complete:
             self._report(SmtpAnomaly.DATA_WITHOUT_END, C2S, reason, offset, frame, ts)
         data_command = self._data_command

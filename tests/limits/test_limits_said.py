@@ -31,7 +31,12 @@ from analyzer.session.builder import (
     MAX_RECIPIENTS_KEPT,
     MAX_TRANSACTIONS_KEPT,
 )
-from analyzer.smtp.limits import ANOMALY_REPORT_LIMIT, DEFAULT_MAX_LINE, MAX_PENDING_COMMANDS
+from analyzer.smtp.limits import (
+    ANOMALY_REPORT_LIMIT,
+    DEFAULT_MAX_HEADER_BLOCK,
+    DEFAULT_MAX_LINE,
+    MAX_PENDING_COMMANDS,
+)
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -159,6 +164,16 @@ def test_one_recipient_past_the_cap_is_counted_given_and_accepted(tmp_path: Path
     )
 
 
+def test_sessions_json_carries_the_same_dropped_entry_as_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = Analysed(tmp_path, _recipients(MAX_RECIPIENTS_KEPT + 1))
+    capsys.readouterr()
+    assert main(["sessions", "--json", str(tmp_path / "capture.pcap")]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert listed["dropped"] == run.dropped
+
+
 def test_recipients_exactly_at_the_cap_drop_none(tmp_path: Path) -> None:
     run = Analysed(tmp_path, _recipients(MAX_RECIPIENTS_KEPT))
     (txn,) = run.session["transactions"]
@@ -276,6 +291,64 @@ def test_header_fields_past_the_cap_are_counted(tmp_path: Path) -> None:
 
 def test_header_fields_exactly_at_the_cap_drop_nothing(tmp_path: Path) -> None:
     assert_nothing_dropped(Analysed(tmp_path, _headers(MAX_HEADERS_KEPT)))
+
+
+def _message_head(head: bytes) -> Callable[[Any], None]:
+    """One message whose header section is `head` (its fields, each line with CRLF)."""
+
+    def middle(conn: Any) -> None:
+        conn.client(b"MAIL FROM:<a@example.net>\r\n")
+        conn.server(b"250 2.1.0 Ok\r\n")
+        conn.client(b"RCPT TO:<b@example.org>\r\n")
+        conn.server(b"250 2.1.5 Ok\r\n")
+        conn.client(b"DATA\r\n")
+        conn.server(b"354 go ahead\r\n")
+        conn.client(head + b"\r\nHello.\r\n.\r\n")
+        conn.server(b"250 2.0.0 Ok: queued\r\n")
+
+    return _session(middle)
+
+
+def _long_header(length: int) -> bytes:
+    """A header line of `length` octets before its CRLF."""
+    return b"X-Long: " + b"v" * (length - 8) + b"\r\n"
+
+
+def test_bytes_of_a_header_line_past_the_line_bound_are_counted(tmp_path: Path) -> None:
+    run = Analysed(tmp_path, _message_head(_long_header(DEFAULT_MAX_LINE + 9)))
+    assert run.dropped == {
+        "header_bytes": {"count": 9, "cap": "DEFAULT_MAX_LINE", "limit": DEFAULT_MAX_LINE}
+    }
+    assert run.says_cut()
+    assert "9 bytes of over-long header lines skipped (65,536 kept per line)" in run.markdown
+
+
+def test_a_header_line_exactly_at_the_line_bound_drops_nothing(tmp_path: Path) -> None:
+    run = Analysed(tmp_path, _message_head(_long_header(DEFAULT_MAX_LINE)))
+    assert "header_line_too_long" in run.session["anomalies"]  # too long, but kept whole
+    assert_nothing_dropped(run)
+
+
+def _header_section(fields: int) -> bytes:
+    """`fields` header fields of 1,000 octets each, CRLF included."""
+    return b"".join(b"X-F%05d: " % i + b"v" * 989 + b"\r\n" for i in range(fields))
+
+
+def test_a_header_section_past_its_bound_is_counted(tmp_path: Path) -> None:
+    run = Analysed(tmp_path, _message_head(_header_section(270)))
+    assert run.dropped["header_sections"] == {
+        "count": 1,
+        "cap": "DEFAULT_MAX_HEADER_BLOCK",
+        "limit": DEFAULT_MAX_HEADER_BLOCK,
+    }
+    assert "1 header section cut at 262,144 bytes, the rest read as body" in run.markdown
+
+
+def test_a_header_section_within_its_bound_drops_no_section(tmp_path: Path) -> None:
+    assert 260 * 1000 < DEFAULT_MAX_HEADER_BLOCK < 270 * 1000
+    run = Analysed(tmp_path, _message_head(_header_section(260)))
+    assert "header_sections" not in run.dropped  # its 260 fields pass MAX_HEADERS_KEPT, though
+    assert run.dropped["header_fields"]["count"] == 260 - MAX_HEADERS_KEPT
 
 
 # -- anomalies -----------------------------------------------------------------------------------
