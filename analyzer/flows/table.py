@@ -40,8 +40,9 @@ A connection of which only the opening SYN was seen is kept as that `Segment` al
 half-open connection, `_halfopen`), numbered when it arrives and made a full flow when any other
 segment of its 4-tuple comes, when it idles out, when too many are waiting or at `finish()` --
 then through the same steps as if it had been one from the start, so what the sink is told is the
-same. A SYN flood thus costs one segment per SYN, bounded by `max_flows`, and never evicts the
-open connections: half-open ones wait in their own table, with their own limit.
+same. A SYN flood thus costs one segment per SYN, at most `max_half_open` of them (beyond, the
+oldest is closed early, `FLOW_EVICTED`), and never evicts the open connections: half-open ones
+wait in their own table, with their own limit.
 
 A closed connection's tombstone is two small `_Tomb`s (filed under the two directions' keys)
 holding the stream positions and FIN that late segments are checked against, and nothing more.
@@ -94,6 +95,11 @@ IP_ID_SAMPLES: Final = 16
 """IP-IDs kept per side, from its first packets: enough to recognise one connection's IP-ID
 sequence in the other capture (the correlation layer compares them), few enough to cost
 nothing per connection."""
+
+MAX_HALF_OPEN: Final = 100_000
+"""Connections of which only the SYN was seen, kept waiting for any other segment at once. An
+answered SYN waits a round trip, so only a flood or a scan comes near; each costs its SYN
+(about 1 KB)."""
 
 _SLOW_FLAGS: Final = SYN | FIN | RST
 
@@ -346,12 +352,14 @@ class FlowTable(SegmentTaker):
         *,
         role_hint: RoleHint | None = None,
         max_flows: int = 200_000,
+        max_half_open: int = MAX_HALF_OPEN,
         idle_timeout: float = 900.0,
         max_buffered_per_direction: int = 4 << 20,
     ) -> None:
         self._sink = sink
         self._role_hint = role_hint
         self._max_flows = max(1, max_flows)
+        self._max_half_open = max(1, max_half_open)
         self._idle_timeout = idle_timeout
         self._max_buffered = max_buffered_per_direction
         self._linger = min(CLOSED_LINGER, idle_timeout)
@@ -656,10 +664,11 @@ class FlowTable(SegmentTaker):
 
     def _wait_halfopen(self, syn: Segment) -> None:
         """Keep a SYN of a new 4-tuple as a half-open connection, numbered now."""
-        if len(self._halfopen) >= self._max_flows:
+        if len(self._halfopen) >= self._max_half_open:
             oldest = next(iter(self._halfopen))
             self._evict(
-                self._hatch(oldest), f"too many half-open connections ({self._max_flows} waiting)"
+                self._hatch(oldest),
+                f"too many half-open connections ({self._max_half_open} waiting)",
             )
         index = self._next_index
         self._next_index += 1

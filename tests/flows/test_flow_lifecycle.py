@@ -98,10 +98,10 @@ def test_a_full_table_evicts_the_least_recently_active_flow() -> None:
     assert not rec.closed[0].evicted
 
 
-def test_a_syn_flood_stays_within_max_flows_and_bounded_memory() -> None:
+def test_a_syn_flood_stays_within_max_half_open_and_bounded_memory() -> None:
     frames = Frames()
     rec = _Counting()
-    table = FlowTable(rec, max_flows=100)
+    table = FlowTable(rec, max_half_open=100)
     tracemalloc.start()
     for i in range(5_000):
         conv = Conversation(frames, client=(f"10.0.{i >> 8 & 255}.{i & 255}", 1024 + i))
@@ -111,7 +111,7 @@ def test_a_syn_flood_stays_within_max_flows_and_bounded_memory() -> None:
             baseline = tracemalloc.get_traced_memory()[0]
     grown = tracemalloc.get_traced_memory()[0] - baseline
     tracemalloc.stop()
-    assert grown < 300_000  # what 100 flows need, not what 5,000 would
+    assert grown < 300_000  # what 100 SYNs need, not what 5,000 would
     assert rec.closed == 5_000 - 100
     assert rec.evicted == rec.closed
     table.finish()

@@ -27,7 +27,7 @@ def test_a_syn_flood_does_not_push_an_open_connection_out_of_a_full_table() -> N
     frames = Frames()
     mail = Conversation(frames)
     rec = Recorder()
-    table = FlowTable(rec, max_flows=10)
+    table = FlowTable(rec, max_flows=10, max_half_open=10)
     for seg in [*mail.handshake(), mail.send(False, b"220 mx ESMTP\r\n")]:
         table.add(seg)
     for syn in _flood(frames, 100):
@@ -115,7 +115,7 @@ def test_at_the_end_waiting_syns_close_in_number_order_with_the_open_flows() -> 
 
 
 def test_a_waiting_syn_costs_under_one_and_a_half_kilobytes() -> None:
-    """The table may hold `max_flows` of them (200,000 by default) when a capture is hostile."""
+    """The table may hold `MAX_HALF_OPEN` of them (100,000) when a capture is hostile."""
     syns = _flood(Frames(), 2_000)
     table = FlowTable(Recorder())
     tracemalloc.start()
