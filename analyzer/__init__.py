@@ -11,7 +11,8 @@ Public API:
 
 from analyzer.detect import Confidence, Evidence, Finding, FindingKind, Severity
 from analyzer.errors import CaptureError, SmtpfwError
-from analyzer.pipeline import Analysis, analyze, read_sessions
+from analyzer.pipeline import analyze, read_sessions
+from analyzer.result import Analysis
 from analyzer.session.model import EndReason, MailTransaction, SmtpSession, StartTls
 
 __all__ = [

@@ -1,5 +1,5 @@
-"""Values shared by every layer: which way bytes travel, where a byte was seen (`FrameRef`, from
-`_frame`), and anomalies.
+"""Values shared by every layer: which way bytes travel, which side of the firewall a capture
+was taken on, where a byte was seen (`FrameRef`, from `_frame`), and anomalies.
 
 This module holds only small immutable types. It does no parsing and no I/O.
 """
@@ -24,6 +24,35 @@ class Direction(enum.StrEnum):
         if self is Direction.CLIENT_TO_SERVER:
             return Direction.SERVER_TO_CLIENT
         return Direction.CLIENT_TO_SERVER
+
+
+class CaptureSide(enum.StrEnum):
+    """Where a capture was taken, relative to the firewall: its value is the `role` of
+    report.json's `captures` entries."""
+
+    CLIENT_SIDE = "client-side"
+    """Between the client and the firewall (outside)."""
+    SERVER_SIDE = "server-side"
+    """Between the firewall and the server (inside)."""
+    SINGLE = "single"
+    """One capture, not one of a pair."""
+
+    @property
+    def capture_id(self) -> str:
+        """The capture's id in session ids (`client#3`) and evidence."""
+        return _CAPTURE_IDS[self]
+
+    @property
+    def key(self) -> str:
+        """The side as a report.json key or value (`pairs[].client_side`, `seen_in`)."""
+        return self.name.lower()
+
+
+_CAPTURE_IDS: dict[CaptureSide, str] = {
+    CaptureSide.CLIENT_SIDE: "client",
+    CaptureSide.SERVER_SIDE: "server",
+    CaptureSide.SINGLE: "single",
+}
 
 
 class FrameMarks:

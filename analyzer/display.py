@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from analyzer.errors import UsageError
-from analyzer.pipeline import Analysis
 from analyzer.report import Report, build_report, digest, svg
 from analyzer.report.build import transcript
 from analyzer.report.diff import Spans, clip_spans, line_diff, map_spans, mark_tokens
 from analyzer.report.digest import C2S, Index, Step, as_float, as_int, as_str, plural, utc
 from analyzer.report.model import FindingEntry
+from analyzer.result import Analysis
 from analyzer.text import clip, visible
 
 MAX_FINDING_ROWS = 15

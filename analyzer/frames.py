@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pandas as pd
 
-from analyzer._common import Direction, FrameRef
+from analyzer._common import CaptureSide, Direction, FrameRef
 from analyzer.detect import Confidence, Finding, FindingKind, Severity, detect_single, number
 from analyzer.flows.events import DirectionStats, EndKind
-from analyzer.pipeline import Analysis, Role
+from analyzer.result import Analysis
 from analyzer.session.model import EndReason, Line, MailTransaction, SmtpSession
 
 if TYPE_CHECKING:
@@ -392,7 +392,7 @@ class _Input:
         if self.analysis is None:
             return False
         return any(
-            c.id == capture_id and c.role == Role.SERVER_SIDE for c in self.analysis.captures
+            c.id == capture_id and c.role == CaptureSide.SERVER_SIDE for c in self.analysis.captures
         )
 
     def connections(self) -> Iterator[tuple[SmtpSession, SmtpSession | None]]:

@@ -5,7 +5,7 @@ its own shard (`analyzer.capture.conversation`: both directions of a conversatio
 same shard); for the others' segments it only lets the flow table's idle clock tick, so that
 each conversation is treated exactly as a single reader would treat it. A worker renders each
 session it finishes (`render`, in the worker) and reports, with the position of the record that
-caused it, every conversation it numbered and every one that ended (`pipeline.read_shard`).
+caused it, every conversation it numbered and every one that ended (`read_shard`).
 
 The calling process merges those reports in capture order: a conversation's `tcp.stream`
 number is how many conversations, of any shard, were numbered before it -- the number a single
@@ -32,13 +32,15 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Generic, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
-from analyzer.capture import CaptureStats, open_capture
+from analyzer.capture import Capture, CaptureStats, PathLike, open_capture
 from analyzer.capture.conversation import Shard
 from analyzer.capture.source import is_stream
+from analyzer.dispatch import PipelineStats, SessionSink, fewer_collections, role_hint
 from analyzer.errors import CaptureError, SmtpfwError
-from analyzer.pipeline import END_POSITION, PathLike, read_shard
+from analyzer.flows import FlowTable
+from analyzer.flows.events import FlowInfo
 from analyzer.session.model import SmtpSession
 
 T = TypeVar("T")
@@ -53,7 +55,7 @@ PARALLEL_MIN_BYTES = 32 << 20
 would cost more than it saves."""
 BATCH_RECORDS = 8192
 """A worker sends what it found at least every this many progress reports of `read_shard` (one
-per segment the flow table did not take, one per `pipeline.PROGRESS_INTERVAL` of capture
+per segment the flow table did not take, one per `PROGRESS_INTERVAL` of capture
 time)..."""
 BATCH_EVENTS = 512
 """...and whenever this many conversations began or ended since it last sent."""
@@ -67,6 +69,108 @@ Event = tuple[int, int, int, object]
 """(position, _OPENED or _CLOSED, conversation number in the shard, rendered session or None)."""
 Batch = tuple[list[Event], int]
 """Events, and the position up to which the worker has read."""
+
+
+# -- one reader of one shard -------------------------------------------------------------------
+
+
+END_POSITION: Final = 1 << 62
+"""A position after every record of every file: where `FlowTable.finish` closes what is left."""
+FRAME_BITS: Final = 40
+"""A record's position is `file_no << FRAME_BITS | frame_no`: file number, then frame number
+(files of up to 2**40 records)."""
+PROGRESS_INTERVAL: Final = 0.01
+"""Seconds of capture time after which a shard reader reports how far it got, even while it
+reads only other shards' segments."""
+
+
+class ShardListener(Protocol):
+    """What `read_shard` reports, each call with the position of the record being read.
+
+    Positions never decrease. A conversation is `opened` at exactly the record that made the
+    flow table number it; `closed` and `progress` may name an earlier record than the one
+    being read (segments the flow table took straight from the decoder do not report theirs).
+    """
+
+    def opened(self, position: int, index: int) -> None:
+        """The conversation numbered `index` (in this shard) began."""
+
+    def closed(self, position: int, index: int, session: SmtpSession | None) -> None:
+        """Conversation `index` ended: its session, or None when it carried no SMTP."""
+
+    def progress(self, position: int) -> None:
+        """Every record up to and including `position` has been read."""
+
+
+class _Cursor:
+    """Where `read_shard` is, and how many conversations it has announced."""
+
+    __slots__ = ("announced", "position")
+
+    def __init__(self) -> None:
+        self.position = 0
+        self.announced = 0
+
+
+def read_shard(
+    capture: Capture,
+    listener: ShardListener,
+    *,
+    shard: Shard | None = None,
+    stats: PipelineStats | None = None,
+) -> None:
+    """Read `capture`, or only the conversations of `shard`, telling `listener` as conversations
+    begin and end (see `ShardListener`).
+
+    Conversation numbers count the conversations this reader sees: with a shard they are local
+    to it, and `position`s let a caller number every conversation of the capture as one reader
+    would. Each session's `id` and `flow.index` carry the local number. The idle sweep runs on
+    the timestamps of every TCP segment, the other shards' included, so that each conversation
+    is treated exactly as when the whole capture is read at once.
+    """
+    sink = SessionSink(capture.capture_id, keep_streams=False)
+    if stats is not None:
+        sink.stats = stats
+    table = FlowTable(sink, role_hint=role_hint)
+    sink.table = table
+    cursor = _Cursor()
+    opened, progress = listener.opened, listener.progress
+
+    def announce() -> None:
+        while cursor.announced < table.next_index:
+            opened(cursor.position, cursor.announced)
+            cursor.announced += 1
+
+    def closed(flow: FlowInfo, session: SmtpSession | None) -> None:
+        announce()
+        listener.closed(cursor.position, flow.index, session)
+
+    def skipped(ts: float, file_no: int, frame_no: int) -> float:
+        cursor.position = where = (file_no << FRAME_BITS) | frame_no
+        next_sweep = table.tick(ts)
+        progress(where)
+        return min(next_sweep, ts + PROGRESS_INTERVAL)
+
+    sink.on_closed = closed
+    add = table.add
+    segments = capture.segments(
+        shard=shard, skipped=skipped if shard is not None else None, take=table
+    )
+    with fewer_collections():
+        for segment in segments:
+            frame = segment.frame
+            cursor.position = where = (frame.file_no << FRAME_BITS) | frame.frame_no
+            add(segment)
+            announce()
+            progress(where)
+        cursor.position = END_POSITION
+        table.finish()
+        sink.table = None  # the table holds the sink: no cycle to leave behind
+        announce()
+        progress(END_POSITION)
+
+
+# -- many readers ------------------------------------------------------------------------------
 
 
 def default_workers(paths: Sequence[PathLike]) -> int:

@@ -45,8 +45,8 @@ from analyzer.capture.source import Source
 from analyzer.flows import FlowTable
 from analyzer.flows.events import FlowInfo, FlowStats, StreamData, StreamEnd, StreamGap
 from analyzer.jsontext import dumps_indented
-from analyzer.parallel import map_sessions
-from analyzer.pipeline import iter_sessions, read_shard
+from analyzer.parallel import map_sessions, read_shard
+from analyzer.pipeline import iter_sessions
 from analyzer.session.builder import SessionBuilder
 from analyzer.session.export import session_dict
 from analyzer.session.model import SmtpSession

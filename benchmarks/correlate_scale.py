@@ -44,7 +44,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from analyzer.pipeline import Analysis
+    from analyzer.result import Analysis
     from analyzer.session.model import SmtpSession
 
 HERE = Path(__file__).resolve().parent

@@ -5,7 +5,7 @@
 `Capture.stats` with what was not TCP and what looked odd. This layer knows nothing of SMTP.
 """
 
-from analyzer.capture.reader import Capture, CaptureFile, open_capture
+from analyzer.capture.reader import Capture, CaptureFile, PathLike, open_capture
 from analyzer.capture.segment import ACK, FIN, PSH, RST, SYN, URG, CaptureAnomaly, Segment
 from analyzer.capture.stats import CaptureStats
 
@@ -20,6 +20,7 @@ __all__ = [
     "CaptureAnomaly",
     "CaptureFile",
     "CaptureStats",
+    "PathLike",
     "Segment",
     "open_capture",
 ]

@@ -29,6 +29,9 @@ from analyzer.capture.source import Source
 from analyzer.capture.stats import CaptureStats
 from analyzer.errors import CaptureError, UsageError
 
+PathLike = str | os.PathLike[str]
+"""A capture file's name, as `open` takes it."""
+
 FILE_GAP_THRESHOLD: Final = 1.0
 """Seconds between one file's last packet and the next file's first beyond which the gap is
 reported: a rotation set written by one capture process follows on without pause."""
@@ -188,7 +191,7 @@ class Capture:
         return FrameRef(self.capture_id, frame_no, file_no)
 
 
-def open_capture(paths: Sequence[str | os.PathLike[str]], capture_id: str) -> Capture:
+def open_capture(paths: Sequence[PathLike], capture_id: str) -> Capture:
     """Check every file of a capture and order them by their first packet's timestamp.
 
     Raises CaptureError naming the first file that is missing, unreadable, a directory, not a

@@ -46,9 +46,9 @@ from typing import IO, Final
 
 from analyzer._common import FrameRef
 from analyzer.errors import CaptureError, SmtpfwError
-from analyzer.pipeline import MAIL_PORTS, SNIFF_BYTES
 from analyzer.session.model import SmtpSession
 from analyzer.smtp import looks_like_smtp_client, looks_like_smtp_server
+from analyzer.smtp.detect import MAIL_PORTS, SNIFF_BYTES, sniff_decision
 
 from .tshark_fields import DISPLAY_FILTER, TcpRow, fields_arguments, parse_row
 from .tshark_flow import TsharkFlow
@@ -269,13 +269,13 @@ class _Sniffer:
             return
         key = (stream, sport)
         got = self._seen.pop(key, b"") + payload[:SNIFF_BYTES]
-        if looks_like_smtp_server(got):
-            self.server_ports.add(sport)
+        server = looks_like_smtp_server(got)
+        client = not server and looks_like_smtp_client(got)
+        decided = sniff_decision(got, server or client)
+        if decided:
+            self.server_ports.add(sport if server else dport)
             self.streams.add(stream)
-        elif looks_like_smtp_client(got):
-            self.server_ports.add(dport)
-            self.streams.add(stream)
-        elif len(got) >= SNIFF_BYTES or b"\n" in got:
+        elif decided is not None:
             self._refused[stream] = None
             if len(self._refused) > MAX_SNIFFED:
                 self._refused.popitem(last=False)

@@ -15,7 +15,8 @@ from analyzer._common import Direction, FrameRef
 from analyzer.correlate import PairAlignment
 from analyzer.correlate.overlap import OverlapKind
 from analyzer.detect import Confidence, Evidence, Finding
-from analyzer.pipeline import Analysis, CaptureInfo, SilentConnections
+from analyzer.dispatch import SilentConnections
+from analyzer.result import Analysis, CaptureInfo
 from analyzer.session.export import session_dict
 from analyzer.session.model import SmtpSession
 

@@ -22,6 +22,14 @@ SMTP_PORTS: Final = frozenset({25, 465, 587, 2525})
 IMPLICIT_TLS_PORTS: Final = frozenset({465})
 """Message submission over implicit TLS (RFC 8314 §3.3, §7.3): TLS from the first byte."""
 
+MAIL_PORTS: Final = frozenset({25, 587, 2525})
+"""Cleartext mail ports: 25 (relay, RFC 5321), 587 (submission, RFC 6409), 2525 (common spare).
+Flows on these ports are SMTP even when their first bytes do not say so (a capture that starts
+in the middle of a message). 465 is implicit TLS (RFC 8314) and is never parsed as lines."""
+
+SNIFF_BYTES: Final = 64
+"""Bytes of each direction looked at before deciding that a flow on another port is not SMTP."""
+
 _GREETING: Final = re.compile(rb"(?:220|421|554)[ -]")
 """What a server says first (RFC 5321 §3.1, §4.3.2): 220 ready, 554 no service, 421 busy."""
 _NOT_SMTP_GREETING: Final = re.compile(rb"[^\n]*FTP", re.IGNORECASE)
@@ -83,4 +91,16 @@ def sender_is_server(first_bytes: bytes, sport: int, dport: int) -> bool | None:
     to_server_port = dport in SMTP_PORTS
     if from_server_port != to_server_port:
         return from_server_port
+    return None
+
+
+def sniff_decision(seen: bytes, looks_like_smtp: bool) -> bool | None:
+    """The sniff rule for a flow off the mail ports, given the first bytes `seen` of one
+    direction (at most `SNIFF_BYTES` of each segment gathered) and whether they look like SMTP:
+    True when they do; False once `SNIFF_BYTES` octets or a line end came without it; None
+    while undecided. Both engines decide with it."""
+    if looks_like_smtp:
+        return True
+    if len(seen) >= SNIFF_BYTES or b"\n" in seen:
+        return False
     return None

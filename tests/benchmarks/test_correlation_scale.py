@@ -27,7 +27,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer.pipeline import Analysis, analyze
+from analyzer.pipeline import analyze
+from analyzer.result import Analysis
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 SESSIONS = 300

@@ -22,8 +22,8 @@ from analyzer.capture import open_capture
 from analyzer.capture.conversation import Shard
 from analyzer.cli import main
 from analyzer.jsontext import dumps_indented
-from analyzer.parallel import SessionMerger, map_sessions
-from analyzer.pipeline import read_sessions, read_shard
+from analyzer.parallel import SessionMerger, map_sessions, read_shard
+from analyzer.pipeline import read_sessions
 from analyzer.session.export import session_dict
 from analyzer.session.model import SmtpSession
 

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer.pipeline import Analysis, analyze
+from analyzer.pipeline import analyze
+from analyzer.result import Analysis
 
 from .mutate import Mutation, mutate
 

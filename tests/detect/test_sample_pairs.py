@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from analyzer.detect import Finding
-from analyzer.pipeline import Analysis, analyze
+from analyzer.pipeline import analyze
+from analyzer.result import Analysis
 
 CAPTURES = Path(__file__).resolve().parents[2] / "captures"
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from analyzer import analyze
-from analyzer.pipeline import Analysis
+from analyzer.result import Analysis
 
 from .runner import ScenarioRun
 from .scenarios import SCENARIOS

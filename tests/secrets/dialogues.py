@@ -14,7 +14,7 @@ import pickle
 from pathlib import Path
 
 from analyzer import frames
-from analyzer.pipeline import Analysis
+from analyzer.result import Analysis
 from tests.detect.transcripts import BANNER, EHLO, MESSAGE, Item
 
 USER = b"alice"
