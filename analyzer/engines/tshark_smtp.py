@@ -15,10 +15,10 @@ opinion. No packets, files or processes here.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Final
 
 from analyzer._common import Direction, FrameRef
+from analyzer.smtp.anomalies import AnomalyReporter
 from analyzer.smtp.commands import (
     is_known_verb,
     is_masked_auth,
@@ -28,7 +28,6 @@ from analyzer.smtp.commands import (
     split_command,
 )
 from analyzer.smtp.events import (
-    AnomalySeen,
     BdatChunk,
     Command,
     DataEnd,
@@ -42,14 +41,13 @@ from analyzer.smtp.events import (
     TlsStarted,
 )
 from analyzer.smtp.limits import (
-    ANOMALY_REPORT_LIMIT,
     AUTH_LINE_MAX,
     COMMAND_LINE_MAX,
     CRLF,
     END_OF_DATA,
-    MAX_PENDING_COMMANDS,
     REPLY_LINE_MAX,
 )
+from analyzer.smtp.pending import CommandQueue
 from analyzer.smtp.replies import parse_reply_line
 from analyzer.smtp.state import (
     GREETING_CODES,
@@ -57,7 +55,6 @@ from analyzer.smtp.state import (
     CommandEffect,
     Effect,
     command_effect,
-    keeps_command_open,
     reply_effect,
 )
 
@@ -112,7 +109,9 @@ class SmtpSynth:
     """One connection's SMTP events, from the dissector's view of its frames."""
 
     def __init__(self) -> None:
-        self._pending: deque[Command] = deque()
+        self._anomalies = AnomalyReporter()
+        self._pending = CommandQueue(self._anomalies)
+        self._client_seen = False
         self._mode = ClientMode.COMMANDS
         self._greeted = False
         self._server_seen = False
@@ -134,7 +133,6 @@ class SmtpSynth:
         self._client_end = 0
         """Client stream offset after the last client byte given a meaning."""
         self._hello_checked = False
-        self._reported: dict[tuple[SmtpAnomaly, Direction], int] = {}
         self._out: list[Event] = []
         self.client_extent = 0
         """Client stream offset after the highest byte the connection carried (set by the
@@ -149,6 +147,7 @@ class SmtpSynth:
         out: list[Event] = []
         self._out = out
         if direction is C2S:
+            self._client_seen = True
             self._client_frame(f, ref, ts)
         else:
             self._server_seen = True
@@ -160,9 +159,22 @@ class SmtpSynth:
     def gap(
         self, direction: Direction, offset: int, length: int, ref: FrameRef, ts: float
     ) -> list[Event]:
-        """Wireshark saw bytes missing before this segment."""
-        self._out = [Gap(direction, offset, length, ref, ts)]
-        return self._out
+        """Wireshark saw bytes missing before this segment. As in the observer, the reply in
+        progress ends there, and a loss between commands and replies marks the command queue
+        (which then guesses past it)."""
+        out: list[Event] = [Gap(direction, offset, length, ref, ts)]
+        self._out = out
+        mode = self._mode
+        if mode is ClientMode.TLS:
+            return out
+        if direction is S2C:
+            self._flush_reply()
+            self._pending.gap(False)
+        elif mode is ClientMode.COMMANDS or (
+            mode is ClientMode.CHUNK and offset + length > self._chunk_end
+        ):
+            self._pending.gap(True)
+        return out
 
     def close(
         self, direction: Direction, reset: bool, offset: int, ref: FrameRef, ts: float
@@ -205,11 +217,7 @@ class SmtpSynth:
         frame: FrameRef | None,
         ts: float,
     ) -> None:
-        key = (kind, direction)
-        seen = self._reported.get(key, 0)
-        if seen < ANOMALY_REPORT_LIMIT:
-            self._reported[key] = seen + 1
-            self._out.append(AnomalySeen(kind, direction, detail, offset, frame, ts))
+        self._anomalies.report(self._out, kind, direction, detail, offset, frame, ts)
 
     # -- client ---------------------------------------------------------------------------
 
@@ -274,12 +282,10 @@ class SmtpSynth:
                 ts,
             )
         pending = self._pending
-        pending.append(command)
-        if len(pending) > MAX_PENDING_COMMANDS:
-            pending.popleft()
+        pending.push(command)
         effect = command_effect(verb)
         if effect is CommandEffect.MESSAGE_IF_UNANSWERED and not self._server_seen:
-            pending.pop()
+            pending.drop_last()
             self._start_message(command, answered=False)
         elif effect is CommandEffect.CHUNK:
             self._start_chunk(command, line, f, ref, ts)
@@ -349,7 +355,7 @@ class SmtpSynth:
             self._report(SmtpAnomaly.DATA_WITHOUT_END, C2S, reason, offset, frame, ts)
         data_command, self._data_command = self._data_command, None
         if data_command is not None and reason != _ANSWERED:
-            self._pending.append(data_command)
+            self._pending.await_final(data_command)
 
     def _unfinished_size(self, message: MessageBytes) -> tuple[int, int]:
         """(size, end offset) of a message cut off now."""
@@ -530,8 +536,11 @@ class SmtpSynth:
         pending = self._pending
         if not self._greeted:
             self._greeted = True
-            head = pending[0] if pending else None
-            if head is None or ((code in GREETING_CODES or code == 0) and head.verb != "STARTTLS"):
+            head = pending.head()
+            waiting = head is not None or self._data_command is not None
+            if not waiting or (
+                (code in GREETING_CODES or code == 0) and (head is None or head.verb != "STARTTLS")
+            ):
                 if head is not None:
                     self._report(
                         SmtpAnomaly.COMMAND_BEFORE_GREETING,
@@ -555,24 +564,16 @@ class SmtpSynth:
             self._cut_message(partial.frame, partial.ts, _ANSWERED)
             self._emit(partial, data_command, False)
             return
-        command = pending.popleft() if pending else None
-        if command is not None and keeps_command_open(command.verb, code):
-            pending.appendleft(command)
+        gap = pending.client_gap
+        command = pending.match(code, self._out)
         reply = self._emit(partial, command, False)
         if command is None:
-            self._report(
-                SmtpAnomaly.REPLY_WITHOUT_COMMAND,
-                S2C,
-                f"{code} reply with no command waiting for it",
-                partial.offset,
-                partial.frame,
-                partial.ts,
-            )
+            if self._client_seen:
+                pending.unanswered(self._out, code, gap, partial.offset, partial.frame, partial.ts)
             return
         effect = reply_effect(command.verb, code)
         if effect is Effect.START_MESSAGE:
-            if pending and pending[0] is command:
-                pending.popleft()
+            pending.drop_head(command)
             self._start_message(command, answered=True)
         elif effect is Effect.START_TLS:
             self._mode = ClientMode.TLS

@@ -3,8 +3,10 @@
 It watches, it does not enforce (Zeek `SMTP.cc`: the purpose is to guess the state, not to check
 correctness). Every oddity on the wire becomes an `AnomalySeen`; nothing raises. Gaps, one-sided
 captures, resets and the end of the capture are ordinary input. Replies are tied to the commands
-they answer with a queue (RFC 2920 pipelining), mail data is handed to `message`, TLS after
-STARTTLS to `tls`, and what replies do to the session comes from the tables in `state`.
+they answer by `pending.CommandQueue` (RFC 2920 pipelining, gaps, resynchronisation), anomalies
+are reported and counted by `anomalies.AnomalyReporter`, mail data is handed to `message` (the
+header section included), TLS after STARTTLS to `tls`, and what replies do to the session comes
+from the tables in `state`.
 
 SASL responses during AUTH are consumed without a trace: no event carries their bytes.
 
@@ -16,11 +18,11 @@ is counted and handed on after the last event (`BoundsDropped`).
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Final, cast
 
 from analyzer._common import Direction, FrameMarks, FrameRef
 
+from .anomalies import AnomalyReporter
 from .commands import (
     VERBS,
     auth_parts,
@@ -31,7 +33,6 @@ from .commands import (
     split_command,
 )
 from .events import (
-    AnomalySeen,
     Command,
     Event,
     Gap,
@@ -45,31 +46,26 @@ from .events import (
     new_stream_closed,
 )
 from .limits import (
-    ANOMALY_REPORT_LIMIT,
     AUTH_LINE_MAX,
     COMMAND_LINE_MAX,
     DEFAULT_MAX_HEADER_BLOCK,
     DEFAULT_MAX_LINE,
-    MAX_PENDING_COMMANDS,
     REPLY_LINE_MAX,
 )
 from .lines import CR, NUL, Line, LineReader
 from .message import MessageScanner, Outcome
+from .pending import CommandQueue
 from .replies import AssembledReply, ReplyAssembler, advertises
 from .state import (
     ENDS_CHUNKED_MESSAGE,
     GREETING_CODES,
     NO_COMMAND_EFFECT,
     NO_EFFECT,
-    RESYNC_CODES,
-    UNSOLICITED_CODES,
     ClientMode,
     CommandEffect,
     Effect,
     command_effect,
-    keeps_command_open,
     reply_effect,
-    reply_fits,
 )
 from .tls import TlsWalker
 
@@ -87,21 +83,6 @@ from its class costs several times as much as reading a global."""
 SASL_CHALLENGE: Final = 334
 """A server challenge in a SASL exchange; the client answers with one line (RFC 4954 §4)."""
 BARE_LF_TERMINATOR: Final = b"\n"
-
-REPORTED_ONCE: Final = frozenset(
-    {
-        SmtpAnomaly.BARE_LF,
-        SmtpAnomaly.BARE_CR,
-        SmtpAnomaly.NUL_BYTE,
-        SmtpAnomaly.PIPELINING_NOT_ADVERTISED,
-        SmtpAnomaly.CLEARTEXT_AFTER_TLS,
-        SmtpAnomaly.TLS_WITHOUT_CLIENT_HELLO,
-        SmtpAnomaly.DATA_AFTER_CLOSE,
-        SmtpAnomaly.COMMAND_BEFORE_GREETING,
-    }
-)
-"""Anomalies reported once per direction and session (the rest are only counted): one is
-enough to characterise a peer, and a peer that does it on every line must not flood the output."""
 
 
 class BoundsDropped:
@@ -143,7 +124,7 @@ class BoundsDropped:
         """Commands forgotten unanswered beyond `MAX_PENDING_COMMANDS`."""
         self.unreported = unreported
         """Anomalies only counted beyond `ANOMALY_REPORT_LIMIT`, by kind. (The kinds reported
-        once, `REPORTED_ONCE`, characterise a peer; their repeats are not counted.)"""
+        once, `anomalies.REPORTED_ONCE`, characterise a peer; their repeats are not counted.)"""
 
     def _fields(self) -> tuple[object, ...]:
         return (
@@ -168,7 +149,7 @@ class BoundsDropped:
 class _Side:
     """Where one direction's stream stands."""
 
-    __slots__ = ("closed", "gap", "last_frame", "last_ts", "next_offset", "reader", "seen")
+    __slots__ = ("closed", "last_frame", "last_ts", "next_offset", "reader", "seen")
 
     def __init__(self, max_line: int) -> None:
         self.reader = LineReader(max_line)
@@ -177,8 +158,6 @@ class _Side:
         self.last_ts = 0.0
         self.closed = False
         self.seen = False
-        self.gap = False
-        """Bytes were lost since this direction was last in step with the other."""
 
 
 def _advance(side: _Side, offset: int, marks: FrameMarks) -> None:
@@ -206,7 +185,8 @@ class SmtpObserver:
         self._server = _Side(self._max_line)
         self._replies = ReplyAssembler(self._max_line)
         self._mode = COMMANDS
-        self._pending: deque[Command] = deque()
+        self._anomalies = AnomalyReporter()
+        self._pending = CommandQueue(self._anomalies)
         self._greeted = False
         self._extensions_known = False
         self._pipelining = False
@@ -223,8 +203,6 @@ class SmtpObserver:
         self._message_offset = 0
         self._data_command: Command | None = None
         """DATA whose message is flowing; its final reply comes after the end mark."""
-        self._data_done: Command | None = None
-        """The last DATA whose message ended: its next reply is the final one."""
         self._data_answered = False
         """The 354 was seen (False when a capture without server bytes entered data at once)."""
         self._chunk_left = 0
@@ -237,18 +215,15 @@ class SmtpObserver:
         self._walkers: dict[Direction, TlsWalker] = {}
         self._eof = False
         self._out: list[Event] = []
-        self._reported: dict[tuple[SmtpAnomaly, Direction], int] = {}
         self.in_tls = False
         self.tls_bytes: dict[Direction, int] = {C2S: 0, S2C: 0}
-        self.anomaly_counts: dict[SmtpAnomaly, int] = {}
+        self.anomaly_counts: dict[SmtpAnomaly, int] = self._anomalies.counts
         """Every anomaly seen, by kind, including those not reported again as events."""
         # What the bounds dropped (`BoundsDropped`).
         self._line_bytes_skipped = 0
         self._header_bytes_skipped = 0
         self._header_sections_cut = 0
         self._reply_lines_dropped = 0
-        self._pending_forgotten = 0
-        self._unreported: dict[SmtpAnomaly, int] = {}
 
     # -- public surface -------------------------------------------------------------------
 
@@ -474,12 +449,13 @@ class SmtpObserver:
 
     def dropped(self, ts: float) -> BoundsDropped | None:
         """What the bounds dropped so far, or None when nothing."""
-        unreported = self._unreported
+        unreported = self._anomalies.unreported
+        forgotten = self._pending.forgotten
         if not (
             unreported
             or self._line_bytes_skipped
             or self._reply_lines_dropped
-            or self._pending_forgotten
+            or forgotten
             or self._header_bytes_skipped
             or self._header_sections_cut
         ):
@@ -488,7 +464,7 @@ class SmtpObserver:
             ts,
             self._line_bytes_skipped,
             self._reply_lines_dropped,
-            self._pending_forgotten,
+            forgotten,
             {str(kind): count for kind, count in unreported.items()},
             self._header_bytes_skipped,
             self._header_sections_cut,
@@ -519,14 +495,7 @@ class SmtpObserver:
         ts: float,
         count: int = 1,
     ) -> None:
-        self.anomaly_counts[kind] = self.anomaly_counts.get(kind, 0) + count
-        key = (kind, direction)
-        reported = self._reported.get(key, 0)
-        if reported < (1 if kind in REPORTED_ONCE else ANOMALY_REPORT_LIMIT):
-            self._reported[key] = reported + 1
-            self._out.append(AnomalySeen(kind, direction, detail, offset, frame, ts))
-        elif kind not in REPORTED_ONCE:
-            self._unreported[kind] = self._unreported.get(kind, 0) + count
+        self._anomalies.report(self._out, kind, direction, detail, offset, frame, ts, count)
 
     def _client_report(
         self,
@@ -713,11 +682,12 @@ class SmtpObserver:
                 line.ts,
             )
         pending = self._pending
-        if pending and self._extensions_known and not self._pipelining:
+        waiting = pending.last()
+        if waiting is not None and self._extensions_known and not self._pipelining:
             self._report(
                 SmtpAnomaly.PIPELINING_NOT_ADVERTISED,
                 C2S,
-                f"{verb[:32]} sent before the reply to {pending[-1].verb[:32]}, and the server "
+                f"{verb[:32]} sent before the reply to {waiting.verb[:32]}, and the server "
                 "did not advertise PIPELINING",
                 line.offset,
                 line.frame,
@@ -733,10 +703,7 @@ class SmtpObserver:
                 line.ts,
                 f"{verb} came before BDAT LAST: the chunked message was abandoned",
             )
-        pending.append(command)
-        if len(pending) > MAX_PENDING_COMMANDS:
-            pending.popleft()
-            self._pending_forgotten += 1
+        pending.push(command)
         if auth:
             # A masked AUTH too: its SASL responses are consumed as AUTH's are.
             self._auth = command
@@ -748,7 +715,7 @@ class SmtpObserver:
             self._auth = command
         elif effect is CommandEffect.MESSAGE_IF_UNANSWERED:
             if not self._server.seen:
-                pending.pop()
+                pending.drop_last()
                 self._start_message(command, answered=False, at=line.end_offset)
         elif effect is CommandEffect.CHUNK:
             self._start_chunk(command, line)
@@ -818,8 +785,7 @@ class SmtpObserver:
         data_command = self._data_command
         self._data_command = None
         if data_command is not None and not answered:
-            self._pending.append(data_command)
-            self._data_done = data_command
+            self._pending.await_final(data_command)
 
     def _start_chunk(self, command: Command, line: Line) -> None:
         parsed = parse_bdat(command.args)
@@ -928,7 +894,7 @@ class SmtpObserver:
         pending = self._pending
         if not self._greeted:
             self._greeted = True
-            head = pending[0] if pending else None
+            head = pending.head()
             waiting = head is not None or self._data_command is not None
             if not waiting or (
                 (code in GREETING_CODES or code == 0) and (head is None or head.verb != "STARTTLS")
@@ -963,8 +929,8 @@ class SmtpObserver:
             )
             self._emit_reply(assembled, data_command)
             return
-        gap = self._client.gap
-        command = self._match(code)
+        gap = pending.client_gap
+        command = pending.match(code, self._out)
         reply = self._emit_reply(assembled, command)
         if code == SASL_CHALLENGE:
             # Whatever it answers (an AUTH lost in a gap, too), the client's next line is a
@@ -976,15 +942,9 @@ class SmtpObserver:
             self._sasl_expected = 0
             self._auth = None
         if command is None:
-            if self._client.seen and code not in UNSOLICITED_CODES:
-                self._report(
-                    SmtpAnomaly.REPLY_AFTER_GAP if gap else SmtpAnomaly.REPLY_WITHOUT_COMMAND,
-                    S2C,
-                    f"{code} reply with no command waiting for it"
-                    + (" (client bytes were lost in a gap)" if gap else ""),
-                    assembled.offset,
-                    assembled.frame,
-                    assembled.ts,
+            if self._client.seen:
+                pending.unanswered(
+                    self._out, code, gap, assembled.offset, assembled.frame, assembled.ts
                 )
             return
         verb = command.verb
@@ -992,8 +952,7 @@ class SmtpObserver:
         if effect is NO_EFFECT:
             return
         if effect is Effect.START_MESSAGE:
-            if pending and pending[0] is command:
-                pending.popleft()
+            pending.drop_head(command)
             self._start_message(command, answered=True, at=self._client_offset())
         elif effect is Effect.LEARN_EXTENSIONS:
             self._extensions_known = True
@@ -1002,51 +961,6 @@ class SmtpObserver:
             self._start_tls(reply, end_offset)
         elif effect is Effect.SASL_CHALLENGE:
             self._auth = command
-
-    def _match(self, code: int) -> Command | None:
-        """The command a reply answers: the oldest waiting one (RFC 2920 §3.1), except after a
-        gap, when a reply that cannot answer it shows that bytes were lost."""
-        pending = self._pending
-        if not pending:
-            return None
-        head = pending[0]
-        done = self._data_done
-        if not reply_fits(head.verb, code, continued=head is done):
-            if self._server.gap:
-                # Replies were lost: skip the commands they answered.
-                for index, command in enumerate(pending):
-                    if reply_fits(command.verb, code, continued=command is done):
-                        for _ in range(index):
-                            pending.popleft()
-                        head = command
-                        break
-            elif self._client.gap:
-                # The command this reply answers was lost.
-                return None
-            elif code in RESYNC_CODES:
-                later = next(
-                    (i for i, c in enumerate(pending) if reply_fits(c.verb, code, continued=False)),
-                    None,
-                )
-                if later:
-                    self._report(
-                        SmtpAnomaly.REPLIES_OUT_OF_STEP,
-                        S2C,
-                        f"{code} can only answer {pending[later].verb}; the replies to {later} "
-                        "earlier command(s) were merged or missing",
-                        pending[later].offset,
-                        pending[later].frame,
-                        pending[later].ts,
-                    )
-                    for _ in range(later):
-                        pending.popleft()
-                    head = pending[0]
-        if keeps_command_open(head.verb, code):
-            return head
-        pending.popleft()
-        if not pending:
-            self._client.gap = self._server.gap = False
-        return head
 
     def _emit_reply(
         self, assembled: AssembledReply, command: Command | None, *, greeting: bool = False
@@ -1123,7 +1037,7 @@ class SmtpObserver:
             unfinished = self._replies.flush()
             if unfinished is not None:
                 self._reply(unfinished, offset)
-            side.gap = True
+            self._pending.gap(False)
             return
         mode = self._mode
         if mode is MESSAGE:
@@ -1143,11 +1057,11 @@ class SmtpObserver:
                 self._chunk_left = 0
                 self._end_chunk(offset + length, frame, ts)
                 if overshoot:
-                    side.gap = True
+                    self._pending.gap(True)
                     self._resync_client = True
         else:
             side.reader.drop()
-            side.gap = True
+            self._pending.gap(True)
             self._resync_client = True
 
     def _flush_client(self, frame: FrameRef | None, ts: float, reason: str) -> None:

@@ -68,6 +68,14 @@ class Conversation:
             self._packet(side, "PA", segment)
         return self
 
+    def lose(self, side: Side, *segments: bytes) -> Conversation:
+        """`side` sends each of `segments` as one TCP segment that the capture does not hold:
+        the sequence numbers move on, no packet is written."""
+        for segment in segments:
+            self._packet(side, "PA", segment)
+            self.packets.pop()
+        return self
+
     def close(self) -> Conversation:
         """Both sides send FIN, the client first; the last ACK follows."""
         self._packet("client", "FA")
