@@ -10,7 +10,7 @@ The common case of large captures -- Ethernet frames carrying IPv4 without optio
 fragment, and TCP -- is decoded inline when a `Decoder` comes along: the decoder's shard and take
 hooks are applied on the spot, and every other frame, and every segment the consumer does not
 take, goes through the decoder, so what comes out is exactly what the sink alone would give,
-only sooner. That is the only decoding here; the offsets are `decode`'s named constants.
+only sooner. That is the only decoding here; the offsets and formats are `layout`'s.
 
 Layout: draft-ietf-opsawg-pcap §4 (file header) and §5 (packet record); libpcap pcap-common.h;
 IEEE 802.3 (Ethernet II), RFC 791 §3.1 (IPv4), RFC 9293 §3.1 (TCP).
@@ -27,16 +27,46 @@ from typing import Final, cast
 
 from analyzer.capture.conversation import SHARD_MULTIPLIER
 from analyzer.capture.decode import (
-    ETH_HEADER_LEN,
     ETHERTYPE_IPV4,
     IPPROTO_TCP,
-    IPV4_ADDRS_OFFSET,
     IPV4_FRAGMENT_BITS,
-    IPV4_MIN_HEADER_LEN,
-    TCP_MIN_HEADER_LEN,
     Decoder,
     SegmentTaker,
     Skipped,
+)
+from analyzer.capture.layout import (
+    ETH_HEADER_LEN,
+    ETH_SRC_OFFSET,
+    ETH_TYPE_OFFSET,
+    ETHERNET,
+    IPV4,
+    IPV4_ADDRS_OFFSET,
+    IPV4_DST,
+    IPV4_FRAG,
+    IPV4_ID,
+    IPV4_MIN_HEADER_LEN,
+    IPV4_PROTOCOL,
+    IPV4_SRC,
+    IPV4_TOTAL_LEN,
+    IPV4_TTL,
+    IPV4_VIHL,
+    MAC_LEN,
+    PCAP_CAPLEN,
+    PCAP_ORIGLEN,
+    PCAP_RECORD,
+    PCAP_RECORD_HEADER_LEN,
+    PCAP_TS_FRAC,
+    PCAP_TS_SEC,
+    TCP,
+    TCP_ACK,
+    TCP_DATA_OFFSET,
+    TCP_DPORT,
+    TCP_FLAGS,
+    TCP_MIN_HEADER_LEN,
+    TCP_PORTS_LEN,
+    TCP_SEQ,
+    TCP_SPORT,
+    unpack_format,
 )
 from analyzer.capture.records import FileTally, RecordSink, T
 from analyzer.capture.segment import CaptureAnomaly, Segment
@@ -52,8 +82,8 @@ MAGIC_KUZNETZOV: Final = 0xA1B2CD34
 
 FILE_HEADER_LEN: Final = 24
 """magic(4) major(2) minor(2) thiszone(4) sigfigs(4) snaplen(4) linktype(4)."""
-RECORD_HEADER_LEN: Final = 16
-"""ts_sec(4) ts_frac(4) caplen(4) origlen(4)."""
+RECORD_HEADER_LEN: Final = PCAP_RECORD_HEADER_LEN
+"""ts_sec(4) ts_frac(4) caplen(4) origlen(4): `layout.PCAP_RECORD`."""
 SUPPORTED_MAJOR_VERSION: Final = 2
 
 MAX_RECORD_CAPLEN: Final = 262144
@@ -71,7 +101,7 @@ IPV4_PLAIN_VIHL: Final = 0x45
 """Version 4, header length 5 words: an IPv4 header without options."""
 INLINE_MIN_FRAME: Final = ETH_HEADER_LEN + IPV4_MIN_HEADER_LEN + TCP_MIN_HEADER_LEN
 """Shortest frame decoded inline: every header complete."""
-KEY_END: Final = IPV4_ADDRS_OFFSET + 12
+KEY_END: Final = IPV4_MIN_HEADER_LEN + TCP_PORTS_LEN
 """Without IP options the addresses (8 bytes) and the ports (4 bytes) are adjacent: the raw key
 (`conversation`) is the slice [IPV4_ADDRS_OFFSET, KEY_END) of the IPv4 header."""
 _ETHER_IPV4_TCP: Final = cast(
@@ -79,55 +109,127 @@ _ETHER_IPV4_TCP: Final = cast(
         [bytes, int],
         tuple[int, int, int, int, int, int, int, int, int, int, int, int, int, int, int],
     ],
-    struct.Struct("!HBxHHHBBxxIIHHIIBB").unpack_from,
+    struct.Struct(
+        "!"
+        + unpack_format(ETHERNET, ("ethertype",), stop=ETH_HEADER_LEN)
+        + unpack_format(
+            IPV4,
+            (
+                "version_ihl",
+                "total_length",
+                "identification",
+                "flags_fragment_offset",
+                "ttl",
+                "protocol",
+                "source",
+                "destination",
+            ),
+            stop=IPV4_MIN_HEADER_LEN,
+        )
+        + unpack_format(
+            TCP,
+            (
+                "source_port",
+                "destination_port",
+                "sequence",
+                "acknowledgment",
+                "data_offset",
+                "flags",
+            ),
+        )
+    ).unpack_from,
 )
-"""The Ethernet II EtherType, an IPv4 header without options (vihl, total length, id,
-flags/fragment, TTL, protocol, the two addresses), then the TCP header up to its flags (ports,
-seq, ack, data offset, flags)."""
+"""Read at the start of an Ethernet II frame: its EtherType, an IPv4 header without options
+(vihl, total length, id, flags/fragment, TTL, protocol, the two addresses), then the TCP header
+up to its flags (ports, seq, ack, data offset, flags). The fields are `layout`'s."""
+_RECORD_HEADER_FORMAT: Final = unpack_format(
+    PCAP_RECORD,
+    ("timestamp_seconds", "timestamp_fraction", "captured_length", "original_length"),
+)
+"""The record header's fields, to follow the file's byte-order character."""
 _MASK32: Final = 0xFFFFFFFF
 
 
 def _ether_ipv4_tcp_bytewise(
-    b: bytes, p: int
+    b: bytes, e: int
 ) -> tuple[int, int, int, int, int, int, int, int, int, int, int, int, int, int, int]:
-    """`_ETHER_IPV4_TCP(b, p)`, read byte by byte (the offsets are the format's).
+    """`_ETHER_IPV4_TCP(b, e)`, read byte by byte at `layout`'s offsets.
 
     Compiled, this takes a fifth of the time `struct` takes, which builds a tuple of boxed
-    integers; interpreted, five times longer. So `read_records` uses it when `COMPILED`."""
+    integers; interpreted, five times longer. So `read_records` uses it when `COMPILED`. (The
+    offsets plus a constant are folded into one constant when compiled.)"""
+    i = e + ETH_HEADER_LEN
+    t = i + IPV4_MIN_HEADER_LEN
     return (
-        b[p] << 8 | b[p + 1],
-        b[p + 2],
-        b[p + 4] << 8 | b[p + 5],
-        b[p + 6] << 8 | b[p + 7],
-        b[p + 8] << 8 | b[p + 9],
-        b[p + 10],
-        b[p + 11],
-        b[p + 14] << 24 | b[p + 15] << 16 | b[p + 16] << 8 | b[p + 17],
-        b[p + 18] << 24 | b[p + 19] << 16 | b[p + 20] << 8 | b[p + 21],
-        b[p + 22] << 8 | b[p + 23],
-        b[p + 24] << 8 | b[p + 25],
-        b[p + 26] << 24 | b[p + 27] << 16 | b[p + 28] << 8 | b[p + 29],
-        b[p + 30] << 24 | b[p + 31] << 16 | b[p + 32] << 8 | b[p + 33],
-        b[p + 34],
-        b[p + 35],
+        b[e + ETH_TYPE_OFFSET] << 8 | b[e + (ETH_TYPE_OFFSET + 1)],
+        b[i + IPV4_VIHL],
+        b[i + IPV4_TOTAL_LEN] << 8 | b[i + (IPV4_TOTAL_LEN + 1)],
+        b[i + IPV4_ID] << 8 | b[i + (IPV4_ID + 1)],
+        b[i + IPV4_FRAG] << 8 | b[i + (IPV4_FRAG + 1)],
+        b[i + IPV4_TTL],
+        b[i + IPV4_PROTOCOL],
+        b[i + IPV4_SRC] << 24
+        | b[i + (IPV4_SRC + 1)] << 16
+        | b[i + (IPV4_SRC + 2)] << 8
+        | b[i + (IPV4_SRC + 3)],
+        b[i + IPV4_DST] << 24
+        | b[i + (IPV4_DST + 1)] << 16
+        | b[i + (IPV4_DST + 2)] << 8
+        | b[i + (IPV4_DST + 3)],
+        b[t + TCP_SPORT] << 8 | b[t + (TCP_SPORT + 1)],
+        b[t + TCP_DPORT] << 8 | b[t + (TCP_DPORT + 1)],
+        b[t + TCP_SEQ] << 24
+        | b[t + (TCP_SEQ + 1)] << 16
+        | b[t + (TCP_SEQ + 2)] << 8
+        | b[t + (TCP_SEQ + 3)],
+        b[t + TCP_ACK] << 24
+        | b[t + (TCP_ACK + 1)] << 16
+        | b[t + (TCP_ACK + 2)] << 8
+        | b[t + (TCP_ACK + 3)],
+        b[t + TCP_DATA_OFFSET],
+        b[t + TCP_FLAGS],
     )
 
 
 def _record_header_bytewise(b: bytes, p: int, big_endian: bool) -> tuple[int, int, int, int]:
-    """The four fields of the record header at `b[p:]`, read byte by byte (see
-    `_ether_ipv4_tcp_bytewise`)."""
+    """The four fields of the record header at `b[p:]` (`layout.PCAP_RECORD`), read byte by
+    byte (see `_ether_ipv4_tcp_bytewise`)."""
     if big_endian:
         return (
-            b[p] << 24 | b[p + 1] << 16 | b[p + 2] << 8 | b[p + 3],
-            b[p + 4] << 24 | b[p + 5] << 16 | b[p + 6] << 8 | b[p + 7],
-            b[p + 8] << 24 | b[p + 9] << 16 | b[p + 10] << 8 | b[p + 11],
-            b[p + 12] << 24 | b[p + 13] << 16 | b[p + 14] << 8 | b[p + 15],
+            b[p + PCAP_TS_SEC] << 24
+            | b[p + (PCAP_TS_SEC + 1)] << 16
+            | b[p + (PCAP_TS_SEC + 2)] << 8
+            | b[p + (PCAP_TS_SEC + 3)],
+            b[p + PCAP_TS_FRAC] << 24
+            | b[p + (PCAP_TS_FRAC + 1)] << 16
+            | b[p + (PCAP_TS_FRAC + 2)] << 8
+            | b[p + (PCAP_TS_FRAC + 3)],
+            b[p + PCAP_CAPLEN] << 24
+            | b[p + (PCAP_CAPLEN + 1)] << 16
+            | b[p + (PCAP_CAPLEN + 2)] << 8
+            | b[p + (PCAP_CAPLEN + 3)],
+            b[p + PCAP_ORIGLEN] << 24
+            | b[p + (PCAP_ORIGLEN + 1)] << 16
+            | b[p + (PCAP_ORIGLEN + 2)] << 8
+            | b[p + (PCAP_ORIGLEN + 3)],
         )
     return (
-        b[p + 3] << 24 | b[p + 2] << 16 | b[p + 1] << 8 | b[p],
-        b[p + 7] << 24 | b[p + 6] << 16 | b[p + 5] << 8 | b[p + 4],
-        b[p + 11] << 24 | b[p + 10] << 16 | b[p + 9] << 8 | b[p + 8],
-        b[p + 15] << 24 | b[p + 14] << 16 | b[p + 13] << 8 | b[p + 12],
+        b[p + (PCAP_TS_SEC + 3)] << 24
+        | b[p + (PCAP_TS_SEC + 2)] << 16
+        | b[p + (PCAP_TS_SEC + 1)] << 8
+        | b[p + PCAP_TS_SEC],
+        b[p + (PCAP_TS_FRAC + 3)] << 24
+        | b[p + (PCAP_TS_FRAC + 2)] << 16
+        | b[p + (PCAP_TS_FRAC + 1)] << 8
+        | b[p + PCAP_TS_FRAC],
+        b[p + (PCAP_CAPLEN + 3)] << 24
+        | b[p + (PCAP_CAPLEN + 2)] << 16
+        | b[p + (PCAP_CAPLEN + 1)] << 8
+        | b[p + PCAP_CAPLEN],
+        b[p + (PCAP_ORIGLEN + 3)] << 24
+        | b[p + (PCAP_ORIGLEN + 2)] << 16
+        | b[p + (PCAP_ORIGLEN + 1)] << 8
+        | b[p + PCAP_ORIGLEN],
     )
 
 
@@ -213,7 +315,7 @@ def read_records(
     # does native arithmetic on the fields.
     unpack = cast(
         Callable[[bytes, int], tuple[int, int, int, int]],
-        struct.Struct(header.byte_order + "IIII").unpack_from,
+        struct.Struct(header.byte_order + _RECORD_HEADER_FORMAT).unpack_from,
     )
     big_endian = header.byte_order == ">"
     tick = 1e-9 if header.nanosecond else 1e-6
@@ -323,7 +425,7 @@ def read_records(
                     ack,
                     doff_byte,
                     flags,
-                ) = _ether_ipv4_tcp_bytewise(buf, p - 2) if COMPILED else ether_ipv4_tcp(buf, p - 2)
+                ) = _ether_ipv4_tcp_bytewise(buf, start) if COMPILED else ether_ipv4_tcp(buf, start)
                 ip_end = p + total
                 pstart = p + IPV4_MIN_HEADER_LEN + ((doff_byte >> 4) << 2)
                 if (
@@ -362,7 +464,7 @@ def read_records(
                         ip_end - pstart,
                         ttl,
                         ip_id,
-                        buf[start + 6 : start + 12],
+                        buf[start + ETH_SRC_OFFSET : start + (ETH_SRC_OFFSET + MAC_LEN)],
                     ):
                         taken += 1
                         continue

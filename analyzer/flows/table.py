@@ -28,13 +28,13 @@ evicted starts a new conversation. "Least recently active" is tracked to within 
 capture time (`_lru_step`), so the short path does not reorder the LRU on every segment.
 
 Each side of a connection is a `_Half`, which *is* the `Reassembler` of the bytes that side sends;
-one dictionary look-up on the segment's own 4-tuple finds it. The short path in `add` handles an
-ACK or data segment of an open connection; everything else (new flows, SYN, FIN, RST, closed
-connections) goes through `_add_slow`. `take` is the same short path for a segment that was
-never made a `Segment`: the capture layer offers each segment's fields and raw key
-(`analyzer.capture.conversation`) first, and builds a `Segment` only for what `take` refuses.
-Sides are filed under their raw keys too, and the frame of a bare ACK is remembered as a number
-until someone needs the `FrameRef`.
+one dictionary look-up on the segment's own 4-tuple finds it. The short path, `_short`, handles
+an ACK or data segment of an open connection; everything else (new flows, SYN, FIN, RST, closed
+connections) goes through `_add_slow`. Segments enter by `add` or by `take`, for a segment that
+was never made a `Segment`: the capture layer offers each segment's fields and raw key
+(`analyzer.capture.conversation`) first, and builds a `Segment` for `add` only when `take`
+refuses it. Both lead to the same `_short`. Sides are filed under their raw keys too, and the
+frame of a bare ACK is remembered as a number until someone needs the `FrameRef`.
 
 A connection of which only the opening SYN was seen is kept as that `Segment` alone (a
 half-open connection, `_halfopen`), numbered when it arrives and made a full flow when any other
@@ -401,45 +401,24 @@ class FlowTable(SegmentTaker):
         if ts >= self._next_sweep:
             self._sweep(ts)
         half = self._halves.get((seg.src, seg.sport, seg.dst, seg.dport))
-        flags = seg.flags
-        if half is None or not half.ready or flags & _SLOW_FLAGS:
+        if half is None or not half.ready or seg.flags & _SLOW_FLAGS:
             self._add_slow(seg, half)
             return
-        # The short path: an open flow, a side already seen, no SYN, FIN or RST.
-        if ts >= half.lru_due:
-            self._touch(half, ts)
-        half.packets += 1
-        half.last_frame = seg.frame
-        half.frame_no = -1
-        half.last_ts = ts
-        if seg.ttl == half.ttl:
-            half.ttl_run += 1
-        else:
-            half.new_ttl(seg.ttl)
-        half.ip_id = seg.ip_id
-        if half.ip_id_room > 0:
-            half.note_ip_id(seg.ip_id)
-        half.mac = seg.src_mac
-        ack = seg.ack
-        if ack != half.ack_seen and flags & ACK:
-            half.ack_seen = ack
-            peer = half.peer
-            # Beyond everything seen, or past a hole with bytes buffered behind it (a delayed ACK
-            # covering a lost segment and the one after it, RFC 1122 4.2.3.2): delivered, so a gap.
-            if peer.seen_end >= 0 and (
-                0 < ((ack - peer.seen_end) & SEQ_MASK) < MAX_WINDOW
-                or (peer.starts and 0 < ((ack - peer.next_seq) & SEQ_MASK) < MAX_WINDOW)
-            ):
-                peer.acked(ack, seg.frame, ts)
-                if self._finished is not None:
-                    self._close_finished()
-                    return
-        n = seg.payload_len
-        if n:
-            half.payload_packets += 1
-            half.push(seg.seq, seg.payload, n, seg.frame, ts)
-            if self._finished is not None:
-                self._close_finished()
+        self._short(
+            half,
+            ts=ts,
+            frame=seg.frame,
+            frame_no=-1,
+            file_no=0,
+            flags=seg.flags,
+            seq=seg.seq,
+            ack=seg.ack,
+            payload=seg.payload,
+            payload_len=seg.payload_len,
+            ttl=seg.ttl,
+            ip_id=seg.ip_id,
+            src_mac=seg.src_mac,
+        )
 
     def take(
         self,
@@ -456,20 +435,60 @@ class FlowTable(SegmentTaker):
         ip_id: int | None,
         src_mac: bytes | None,
     ) -> bool:
-        """The short path of `add` for a segment given as fields (`SegmentTaker.take`): True
-        when it was an ACK or data segment of an open connection whose side was seen, and is
-        done; False, with nothing changed but the idle sweep, for any other segment (then
-        `add`)."""
+        """`add` for a segment given as fields (`SegmentTaker.take`): True when it was an ACK or
+        data segment of an open connection whose side was seen, and is done; False, with
+        nothing changed but the idle sweep, for any other segment (then `add`)."""
         if ts >= self._next_sweep:
             self._sweep(ts)
         half = self._raw.get(key)
         if half is None or not half.ready or flags & _SLOW_FLAGS:
             return False
+        self._short(
+            half,
+            ts=ts,
+            frame=None,
+            frame_no=frame_no,
+            file_no=file_no,
+            flags=flags,
+            seq=seq,
+            ack=ack,
+            payload=payload,
+            payload_len=payload_len,
+            ttl=ttl,
+            ip_id=ip_id,
+            src_mac=src_mac,
+        )
+        return True
+
+    def _short(
+        self,
+        half: _Half,
+        *,
+        ts: float,
+        frame: FrameRef | None,
+        frame_no: int,
+        file_no: int,
+        flags: int,
+        seq: int,
+        ack: int,
+        payload: bytes,
+        payload_len: int,
+        ttl: int,
+        ip_id: int | None,
+        src_mac: bytes | None,
+    ) -> None:
+        """The short path of `add` and `take`: an ACK or data segment, no SYN, FIN or RST, from
+        a side already seen of an open flow. Its frame is `frame`, or when None frame
+        `frame_no` of file `file_no`, made a `FrameRef` only if it is cited."""
         if ts >= half.lru_due:
             self._touch(half, ts)
         half.packets += 1
-        half.frame_no = frame_no
-        half.file_no = file_no
+        if frame is None:
+            half.frame_no = frame_no
+            half.file_no = file_no
+        else:
+            half.last_frame = frame
+            half.frame_no = -1
         half.last_ts = ts
         if ttl == half.ttl:
             half.ttl_run += 1
@@ -482,24 +501,25 @@ class FlowTable(SegmentTaker):
         if ack != half.ack_seen and flags & ACK:
             half.ack_seen = ack
             peer = half.peer
+            # Beyond everything seen, or past a hole with bytes buffered behind it (a delayed ACK
+            # covering a lost segment and the one after it, RFC 1122 4.2.3.2): delivered, so a gap.
             if peer.seen_end >= 0 and (
                 0 < ((ack - peer.seen_end) & SEQ_MASK) < MAX_WINDOW
                 or (peer.starts and 0 < ((ack - peer.next_seq) & SEQ_MASK) < MAX_WINDOW)
             ):
-                frame = half.latest_frame()
-                assert frame is not None
-                peer.acked(ack, frame, ts)
+                cited = half.latest_frame()
+                assert cited is not None
+                peer.acked(ack, cited, ts)
                 if self._finished is not None:
                     self._close_finished()
-                    return True
+                    return
         if payload_len:
             half.payload_packets += 1
-            frame = half.latest_frame()
-            assert frame is not None
-            half.push(seq, payload, payload_len, frame, ts)
+            cited = half.latest_frame()
+            assert cited is not None
+            half.push(seq, payload, payload_len, cited, ts)
             if self._finished is not None:
                 self._close_finished()
-        return True
 
     def tick(self, ts: float) -> float:
         """Capture time `ts` passed with a segment that is not this table's (one of another

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer.capture import Capture, Segment, open_capture, pcap, reader
+from analyzer.capture import Capture, Segment, layout, open_capture, pcap, reader
 from analyzer.capture.conversation import (
     Shard,
     fold_addresses,
@@ -174,13 +174,53 @@ def test_every_segment_is_offered_first_with_the_fields_of_its_segment(
         assert (ttl, ip_id, mac) == (seg.ttl, seg.ip_id, seg.src_mac)
 
 
-@given(st.binary(min_size=36, max_size=72), st.data())
+INLINE_FIELDS = [
+    (layout.ETHERNET, 0, "ethertype"),
+    *(
+        (layout.IPV4, layout.ETH_HEADER_LEN, name)
+        for name in (
+            "version_ihl",
+            "total_length",
+            "identification",
+            "flags_fragment_offset",
+            "ttl",
+            "protocol",
+            "source",
+            "destination",
+        )
+    ),
+    *(
+        (layout.TCP, layout.ETH_HEADER_LEN + layout.IPV4_MIN_HEADER_LEN, name)
+        for name in (
+            "source_port",
+            "destination_port",
+            "sequence",
+            "acknowledgment",
+            "data_offset",
+            "flags",
+        )
+    ),
+]
+"""What the inline reader returns, in order: (header, where it starts in the frame, field)."""
+INLINE_LEN = layout.ETH_HEADER_LEN + layout.IPV4_MIN_HEADER_LEN + layout.TCP_FLAGS + 1
+
+
+@given(st.binary(min_size=INLINE_LEN, max_size=2 * INLINE_LEN), st.data())
 def test_the_bytewise_readers_read_what_struct_reads(data: bytes, draw: st.DataObject) -> None:
-    # The compiled build reads the record header and the inline fields byte by byte.
-    p = draw.draw(st.integers(min_value=0, max_value=len(data) - 36))
-    assert pcap._ether_ipv4_tcp_bytewise(data, p) == pcap._ETHER_IPV4_TCP(data, p)
+    # The compiled build reads the record header and the inline fields byte by byte; both
+    # readings are the fields of `layout`'s tables, each read on its own with its format.
+    p = draw.draw(st.integers(min_value=0, max_value=len(data) - INLINE_LEN))
+    by_table = tuple(
+        struct.unpack_from("!" + h.field(name).format, data, p + at + h.field(name).offset)[0]
+        for h, at, name in INLINE_FIELDS
+    )
+    assert pcap._ether_ipv4_tcp_bytewise(data, p) == pcap._ETHER_IPV4_TCP(data, p) == by_table
     for order, big_endian in (("<", False), (">", True)):
-        expected = struct.unpack_from(order + "IIII", data, p)
+        expected = tuple(
+            struct.unpack_from(order + f.format, data, p + f.offset)[0]
+            for f in layout.PCAP_RECORD.fields
+        )
+        assert struct.unpack_from(order + "IIII", data, p) == expected
         assert pcap._record_header_bytewise(data, p, big_endian) == expected
 
 
