@@ -1,4 +1,11 @@
-"""Sessions seen in one capture only (`session_unmatched`)."""
+"""Sessions seen in one capture only (`session_unmatched`).
+
+What it does: one finding per session the pairing left without a counterpart, as severe as where
+it lies (inside the other capture's time span: suspicious; outside: only capture windows).
+What it does not do: run per pair or per session like the rules in `registry.DETECTORS` (its
+input is what the pairing left over on one side, so the pipeline calls it with each side's
+leftovers), or look at what the session did.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,9 @@ from collections.abc import Sequence
 from analyzer._common import Direction
 from analyzer.session.model import SmtpSession
 
-from . import remedies
 from .base import Confidence, Finding, FindingKind, Severity
-from .locate import evidence
+from .evidence import evidence
+from .kinds import finding
 
 
 def unmatched(
@@ -25,18 +32,15 @@ def unmatched(
         inside = other_span is None or (other_span[0] <= s.start_ts <= other_span[1])
         mail = sum(1 for t in s.transactions if t.data_started)
         findings.append(
-            Finding(
-                kind=FindingKind.SESSION_UNMATCHED,
-                severity=(Severity.MEDIUM if mail else Severity.LOW) if inside else Severity.INFO,
-                confidence=Confidence.CONFIRMED,
-                sessions=(s.id,),
-                summary=f"Session {s.client} → {s.server} ({len(s.transactions)} transaction(s)) "
+            finding(
+                FindingKind.SESSION_UNMATCHED,
+                Confidence.CONFIRMED,
+                (s.id,),
+                f"Session {s.client} → {s.server} ({len(s.transactions)} transaction(s)) "
                 f"has no counterpart in the {other_capture} capture"
                 + ("" if inside else " (it lies outside that capture's time span)")
                 + ".",
-                cause=remedies.CAUSE_UNMATCHED,
-                remediation=remedies.REMEDY_UNMATCHED,
-                evidence=(
+                (
                     evidence(
                         s,
                         s.flow.syn_frame or s.banner_frame,
@@ -46,7 +50,8 @@ def unmatched(
                         "first packet of the session",
                     ),
                 ),
-                details={"inside_other_capture_span": inside},
+                {"inside_other_capture_span": inside},
+                severity=(Severity.MEDIUM if mail else Severity.LOW) if inside else Severity.INFO,
             )
         )
     return findings

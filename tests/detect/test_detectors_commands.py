@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analyzer.detect import FindingKind, Severity
-from analyzer.detect.paired import commands, detect_pair, place, starttls_rejected
+from analyzer.correlate.placement import place
+from analyzer.detect import FindingKind, Severity, commands, starttls
+from analyzer.detect.registry import pair_findings as detect_pair
 
 from .transcripts import MESSAGE, aligned, greeting, kinds
 
@@ -38,7 +39,7 @@ def test_starttls_replaced_by_noop_is_command_replaced(tmp_path: Path) -> None:
         [*greeting(), STARTTLS, reply, *MESSAGE],
         [*greeting(), ("c", b"NOOP\r\n"), reply, *MESSAGE],
     )
-    (replaced,) = commands(al, place(al))
+    (replaced,) = commands.two_sided(al, place(al), [])
     assert replaced.kind is FindingKind.COMMAND_REPLACED
     assert replaced.details == {"original": "STARTTLS", "replacement": "NOOP"}
 
@@ -52,7 +53,9 @@ def test_starttls_answered_by_the_box_is_rejected_by_the_middlebox(tmp_path: Pat
     )
     found = detect_pair(al)
     assert kinds(found) == {"starttls_rejected", "tls_downgrade"}
-    assert commands(al, place(al)) == []  # the MAIL that followed did not replace STARTTLS
+    assert (
+        commands.two_sided(al, place(al), []) == []
+    )  # the MAIL that followed did not replace STARTTLS
     rejected = next(f for f in found if f.kind is FindingKind.STARTTLS_REJECTED)
     assert rejected.details["replied_by"] == "middlebox"
     assert rejected.details["command_reached_server"] is False
@@ -66,7 +69,7 @@ def test_the_servers_own_refusal_is_the_servers(tmp_path: Path) -> None:
     dialogue = [*greeting(), STARTTLS, ("s", b"454 4.7.0 TLS not available\r\n"), *MESSAGE]
     al = aligned(tmp_path, dialogue, dialogue)
     assert detect_pair(al) == []  # byte-identical: nothing the box did
-    (rejected,) = starttls_rejected(al, place(al))
+    (rejected,) = starttls.two_sided(al, place(al), [])
     assert rejected.details["replied_by"] == "server"
     assert rejected.details["command_reached_server"] is True
 
@@ -74,5 +77,5 @@ def test_the_servers_own_refusal_is_the_servers(tmp_path: Path) -> None:
 def test_starttls_accepted_is_not_rejected(tmp_path: Path) -> None:
     dialogue = [*greeting(), STARTTLS, ("s", b"220 2.0.0 Ready to start TLS\r\n")]
     al = aligned(tmp_path, dialogue, dialogue)
-    assert starttls_rejected(al, place(al)) == []
-    assert commands(al, place(al)) == []
+    assert starttls.two_sided(al, place(al), []) == []
+    assert commands.two_sided(al, place(al), []) == []

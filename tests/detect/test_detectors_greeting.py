@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analyzer.detect import FindingKind, Severity
-from analyzer.detect.paired import banner, detect_pair, ehlo_keywords, place
+from analyzer.correlate.placement import place
+from analyzer.detect import FindingKind, Severity, banner, ehlo
+from analyzer.detect.registry import pair_findings as detect_pair
 
 from .transcripts import (
     BANNER,
@@ -36,7 +37,7 @@ PROXY_REPLY = (
 def test_a_star_masked_banner_is_banner_masked(tmp_path: Path) -> None:
     masked = b"220 *****0**2*******************\r\n"
     al = aligned(tmp_path, greeting(banner=masked) + MESSAGE, greeting() + MESSAGE)
-    (finding,) = banner(al, place(al))
+    (finding,) = banner.two_sided(al, place(al), [])
     assert finding.kind is FindingKind.BANNER_MASKED
     assert finding.details["masked"].startswith("*****0**2")
 
@@ -44,7 +45,7 @@ def test_a_star_masked_banner_is_banner_masked(tmp_path: Path) -> None:
 def test_an_x_masked_banner_is_banner_masked(tmp_path: Path) -> None:
     masked = b"220 XXXXXXXXXXXXXX XXXXX XXXXXXX\r\n"
     al = aligned(tmp_path, greeting(banner=masked) + MESSAGE, greeting() + MESSAGE)
-    assert kinds(banner(al, place(al))) == {"banner_masked"}
+    assert kinds(banner.two_sided(al, place(al), [])) == {"banner_masked"}
 
 
 def test_a_proxys_readable_banner_is_replaced_not_masked(tmp_path: Path) -> None:
@@ -53,7 +54,7 @@ def test_a_proxys_readable_banner_is_replaced_not_masked(tmp_path: Path) -> None
         greeting(banner=PROXY_BANNER) + MESSAGE,
         greeting(ehlo=PROXY_EHLO) + MESSAGE,
     )
-    (finding,) = banner(al, place(al))
+    (finding,) = banner.two_sided(al, place(al), [])
     assert finding.kind is FindingKind.BANNER_REPLACED
     assert finding.severity is Severity.LOW
     assert finding.details["helo_at_server"] == "relay.proxy.example"
@@ -61,7 +62,7 @@ def test_a_proxys_readable_banner_is_replaced_not_masked(tmp_path: Path) -> None
 
 def test_an_identical_banner_gives_no_banner_finding(tmp_path: Path) -> None:
     al = aligned(tmp_path, greeting() + MESSAGE, greeting() + MESSAGE)
-    assert banner(al, place(al)) == []
+    assert banner.two_sided(al, place(al), []) == []
     assert detect_pair(al) == []
 
 
@@ -97,7 +98,7 @@ def test_keywords_removed_even_when_the_whole_greeting_differs(tmp_path: Path) -
         greeting(ehlo=b"EHLO gw\r\n") + MESSAGE,
     )
     (removed,) = [
-        f for f in ehlo_keywords(al, place(al)) if f.kind is FindingKind.EHLO_KEYWORD_REMOVED
+        f for f in ehlo.two_sided(al, place(al), []) if f.kind is FindingKind.EHLO_KEYWORD_REMOVED
     ]
     assert set(removed.details["removed"]) == {"STARTTLS", "ENHANCEDSTATUSCODES", "8BITMIME"}
 
@@ -112,7 +113,7 @@ def test_keywords_merely_reordered_or_recased_are_not_removed(tmp_path: Path) ->
         greeting(banner=PROXY_BANNER, reply=reordered) + MESSAGE,
         greeting(ehlo=PROXY_EHLO) + MESSAGE,
     )
-    assert ehlo_keywords(al, place(al)) == []
+    assert ehlo.two_sided(al, place(al), []) == []
     assert kinds(detect_pair(al)) == {"banner_replaced"}
 
 
@@ -121,13 +122,13 @@ def test_a_proxys_extra_keyword_is_not_damage(tmp_path: Path) -> None:
     al = aligned(
         tmp_path, greeting(banner=PROXY_BANNER, reply=extra) + MESSAGE, greeting() + MESSAGE
     )
-    assert ehlo_keywords(al, place(al)) == []
+    assert ehlo.two_sided(al, place(al), []) == []
 
 
 def test_no_ehlo_reply_on_one_side_compares_nothing(tmp_path: Path) -> None:
     helo = [("s", BANNER), ("c", b"HELO client.example.net\r\n"), ("s", b"250 mx.example.org\r\n")]
     al = aligned(tmp_path, helo + MESSAGE, greeting() + MESSAGE)
-    assert ehlo_keywords(al, place(al)) == []
+    assert ehlo.two_sided(al, place(al), []) == []
 
 
 def test_a_hole_in_the_captured_ehlo_reply_is_not_a_removed_keyword(tmp_path: Path) -> None:
@@ -144,4 +145,4 @@ def test_a_hole_in_the_captured_ehlo_reply_is_not_a_removed_keyword(tmp_path: Pa
     client = session_without(tmp_path, dialogue, 3, name="client")
     assert "STARTTLS" not in client.ehlo_keywords  # the hole hid it
     al = pair_of(client, session(tmp_path, dialogue, name="server"))
-    assert ehlo_keywords(al, place(al)) == []
+    assert ehlo.two_sided(al, place(al), []) == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analyzer.detect import FindingKind
-from analyzer.detect.paired import detect_pair
+from analyzer.detect.registry import pair_findings as detect_pair
 
 from .transcripts import MESSAGE, aligned, greeting
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.detect import Confidence, FindingKind
-from analyzer.detect.paired import detect_pair, place, resets
-from analyzer.detect.single import foreign_reset
+from analyzer.correlate.placement import place
+from analyzer.detect import Confidence, FindingKind, drops, resets
+from analyzer.detect.registry import pair_findings as detect_pair
 
 from .transcripts import BOX_MAC, MESSAGE, Reset, aligned, greeting, session
 
@@ -30,7 +30,7 @@ def test_a_reset_the_server_never_sent_is_confirmed_forged(tmp_path: Path) -> No
         client_reset=box,
         server_reset=Reset("c", ttl=255, mac=BOX_MAC, ip_id_jump=20000),
     )
-    (forged,) = [f for f in resets(al, place(al)) if f.kind is FindingKind.RESET_INJECTED]
+    (forged,) = resets.two_sided(al, place(al), [])
     assert forged.confidence is Confidence.CONFIRMED
     assert {r["seen_in"] for r in forged.details["resets"]} == {"client_side", "server_side"}
 
@@ -38,12 +38,13 @@ def test_a_reset_the_server_never_sent_is_confirmed_forged(tmp_path: Path) -> No
 def test_the_endpoints_own_reset_seen_on_both_sides_is_not_forged(tmp_path: Path) -> None:
     own = Reset("c")
     al = aligned(tmp_path, DIALOGUE, DIALOGUE, client_reset=own, server_reset=own)
-    assert resets(al, place(al)) == []
+    assert resets.two_sided(al, place(al), []) == []
+    assert drops.two_sided(al, place(al), []) == []
     assert detect_pair(al) == []
 
 
 def test_one_sided_a_reset_that_fits_the_endpoint_is_its_own(tmp_path: Path) -> None:
-    assert foreign_reset(session(tmp_path, DIALOGUE, reset=Reset("s"))) == []
+    assert resets.one_sided(session(tmp_path, DIALOGUE, reset=Reset("s"))) == []
 
 
 @pytest.mark.parametrize(
@@ -63,7 +64,7 @@ def test_one_sided_a_reset_that_fits_the_endpoint_is_its_own(tmp_path: Path) -> 
 def test_one_sided_a_reset_unlike_the_endpoint_is_probably_forged(
     tmp_path: Path, reset: Reset, differs: list[str], confidence: Confidence
 ) -> None:
-    (finding,) = foreign_reset(session(tmp_path, DIALOGUE, reset=reset))
+    (finding,) = resets.one_sided(session(tmp_path, DIALOGUE, reset=reset))
     assert finding.kind is FindingKind.RESET_INJECTED
     assert finding.details["differs"] == differs
     assert finding.confidence is confidence
@@ -71,4 +72,4 @@ def test_one_sided_a_reset_unlike_the_endpoint_is_probably_forged(
 
 def test_one_sided_a_small_ip_id_step_fits_the_endpoint(tmp_path: Path) -> None:
     # Another process on the host sent a few packets in between: still the endpoint's counter.
-    assert foreign_reset(session(tmp_path, DIALOGUE, reset=Reset("s", ip_id_jump=40))) == []
+    assert resets.one_sided(session(tmp_path, DIALOGUE, reset=Reset("s", ip_id_jump=40))) == []

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from scapy.utils import wrpcap
 
-from analyzer.detect.single import detect_single
+from analyzer.detect import detect_single
 from analyzer.pipeline import read_sessions
 from analyzer.smtp.detect import looks_like_tls_record
 

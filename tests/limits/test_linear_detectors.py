@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analyzer.detect import FindingKind
-from analyzer.detect.single import detect_single, masked_commands
+from analyzer.detect import FindingKind, commands
+from analyzer.detect.registry import detect_single
 
 from ..detect.transcripts import MESSAGE, greeting, kinds, session
 
@@ -33,7 +33,7 @@ def test_a_pipelined_command_answered_as_unknown_is_garbled(tmp_path: Path) -> N
     # the replies to the commands pipelined before it.
     batch = ("c", b"RSET\r\nNOOP\r\nHELP\r\n")
     replies = ("s", b"250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n" + REJECTED)
-    found = masked_commands(session(tmp_path, [*greeting(), batch, replies, *MESSAGE]))
+    found = commands.one_sided(session(tmp_path, [*greeting(), batch, replies, *MESSAGE]))
     assert [f.kind for f in found] == [FindingKind.COMMAND_MASKED]
     excerpts = [e.excerpt for e in found[0].evidence]
     assert any("HELP" in x for x in excerpts)
@@ -69,6 +69,6 @@ def test_thousands_of_answered_noops_are_read_and_clean(tmp_path: Path) -> None:
 def test_one_garbled_command_among_thousands_is_found_once(tmp_path: Path) -> None:
     # 4,000 NOOPs and their replies: within the transcript a session keeps (MAX_LINES_KEPT).
     items = [*greeting(), *noops(4000), ("c", b"HELP\r\n"), ("s", REJECTED), *MESSAGE]
-    found = masked_commands(session(tmp_path, items))
+    found = commands.one_sided(session(tmp_path, items))
     assert [f.kind for f in found] == [FindingKind.COMMAND_MASKED]
     assert found[0].summary.startswith("1 command(s)")

@@ -14,7 +14,7 @@ from scapy.utils import wrpcap
 
 from analyzer import analyze
 from analyzer.cli import EXIT_FINDINGS, main
-from analyzer.detect.paired import CREDENTIAL_CHANGED, CREDENTIAL_RESIZED
+from analyzer.detect.changes import CREDENTIAL_CHANGED, CREDENTIAL_RESIZED
 from analyzer.result import Analysis
 from analyzer.smtp.secrets import CredentialDigest, CredentialKey, digest_secrets
 from tests.detect.transcripts import BANNER, EHLO, Item, packets
