@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from analyzer.detect.kinds import KINDS
+
 from .model import FindingEntry, Report, TranscriptLine
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -36,43 +38,10 @@ MAX_STEPS = 600
 END_LINE = re.compile(r"\[(RST|FIN) ttl=(\d+)\]")
 """How `build` writes a connection end into a transcript (`[RST ttl=255]`)."""
 
-TITLES: dict[str, str] = {
-    "tls_downgrade": "STARTTLS downgrade: the session ran in cleartext",
-    "ehlo_keyword_masked": "EHLO keyword overwritten in transit",
-    "ehlo_keyword_removed": "EHLO keyword removed in transit",
-    "command_masked": "Client command overwritten in transit",
-    "command_replaced": "Client command replaced in transit",
-    "starttls_rejected": "STARTTLS rejected",
-    "banner_masked": "Server greeting masked",
-    "banner_replaced": "Server greeting replaced by the middlebox's own",
-    "reset_after_dkim_header": "Connection reset after the DKIM-Signature header",
-    "header_line_too_long_drop": "Connection dropped on a header line over 998 octets",
-    "reset_injected": "TCP reset forged in the path",
-    "payload_modified": "SMTP bytes changed in transit",
-    "data_missing": "Bytes lost in transit",
-    "session_unmatched": "Session seen in one capture only",
-    "interactive_test_artefact": "Hand-typed test session masked character by character",
-}
-"""A heading per finding kind (DOMAIN.md §3)."""
+TITLES: Final[Mapping[str, str]] = {str(kind): text.title for kind, text in KINDS.items()}
+"""A heading per finding kind (DOMAIN.md §3), from the detectors' table of kinds."""
 
-HAPPENED: dict[str, str] = {
-    "tls_downgrade": "mail that could have been encrypted crossed in cleartext",
-    "ehlo_keyword_masked": "the server's EHLO keywords were overwritten on the way to the client",
-    "ehlo_keyword_removed": "EHLO keywords the server sent never reached the client",
-    "command_masked": "client commands were overwritten on the way to the server",
-    "command_replaced": "client commands were replaced by another command on the way",
-    "starttls_rejected": "STARTTLS was refused",
-    "banner_masked": "the server's 220 greeting was masked",
-    "banner_replaced": "the client was greeted by the middlebox's own 220, not the server's",
-    "reset_after_dkim_header": "connections were reset in DATA right after the DKIM-Signature "
-    "header",
-    "header_line_too_long_drop": "connections were dropped on a header line longer than 998 octets",
-    "reset_injected": "TCP resets were forged in the path",
-    "payload_modified": "other SMTP bytes were changed in transit",
-    "data_missing": "bytes sent on one side never arrived on the other",
-    "session_unmatched": "some sessions appear in one capture only",
-    "interactive_test_artefact": "a hand-typed test session was masked character by character",
-}
+HAPPENED: Final[Mapping[str, str]] = {str(kind): text.happened for kind, text in KINDS.items()}
 """What a kind means, as part of a sentence."""
 
 CUT_OFF_KINDS = frozenset({"reset_after_dkim_header", "header_line_too_long_drop"})
