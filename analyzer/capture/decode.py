@@ -11,8 +11,9 @@ Only TCP becomes a `Segment`; every other frame is counted in `CaptureStats` (no
 unknown link type, malformed), never raised. Fragments go through `FragmentReassembler`; the
 rebuilt datagram is attributed to the frame that completed it. This module reads no files.
 
-The decoder is the per-packet hot path: headers are read with precompiled `struct`s in one
-function, and address text is cached. Two optional hooks let a reader skip work:
+The decoder is the per-packet hot path, one method per layer (`Decoder.decode`): headers are
+read at `layout`'s offsets, with `struct`s precompiled from its tables, and address text is
+cached. Two optional hooks let a reader skip work:
 
 - `shard`: decode only the conversations of one shard (see `conversation`); a TCP segment of
   another shard is counted, reported to `skipped` with its time and frame, and dropped.
