@@ -1,7 +1,8 @@
 """Correlate two captures of the same traffic: clock offset, session pairs, byte alignment.
 
 `clock` estimates the offset between the capture hosts, `match` pairs sessions through NAT and
-sequence randomisation, `align` lines up each pair's streams and classifies the differences.
+sequence randomisation, `align` lines up each pair's streams and classifies the differences,
+`placement` says where in the dialogue each difference lies.
 No severity or cause is decided here (that is `detect`).
 """
 
