@@ -2,9 +2,10 @@
 
 The SMTP dissector decides which bytes are mail data and in which frame the end-of-data mark
 is; this module only counts and cuts. It keeps the header section (bounded) and the frame that
-carried each of its bytes, counts the rest, undoes dot-stuffing in the count (RFC 5321
-§4.5.2), and splits the header section into fields by the folding rule of RFC 5322 §2.2.3 (a
-line starting with white space continues the field before it), as the IMF dissector does.
+carried each of its bytes, counts the rest and undoes dot-stuffing in the count (RFC 5321
+§4.5.2). The header section is split into fields by the observer's own reader
+(`analyzer.smtp.message.MessageScanner`: folding by RFC 5322 §2.2.3, field names, dot-stuffing),
+so both engines read the same bytes into the same fields; its anomalies are not reported here.
 
 The IMF dissector's own field positions are not used: they count from the first byte Wireshark
 took for mail data, which is not the message's first byte when it took earlier client bytes
@@ -18,12 +19,12 @@ import bisect
 from dataclasses import dataclass, field
 
 from analyzer._common import FrameRef
-from analyzer.smtp.events import DataEnd, MessageHeader
-from analyzer.smtp.limits import CRLF, DEFAULT_MAX_HEADER_BLOCK
+from analyzer.smtp.events import DataEnd, Event, MessageHeader, SmtpAnomaly
+from analyzer.smtp.limits import CRLF, DEFAULT_MAX_HEADER_BLOCK, DEFAULT_MAX_LINE
+from analyzer.smtp.message import MessageScanner, Outcome
 
 DOT = 0x2E
 LF = 0x0A
-_WSP = (0x20, 0x09)
 
 
 @dataclass(slots=True)
@@ -103,35 +104,32 @@ class MessageBytes:
         )
 
     def headers(self) -> list[MessageHeader]:
-        """The header fields of the header section."""
+        """The header fields of the header section, read by the observer's own header-section
+        reader (`analyzer.smtp.message.MessageScanner`), each kept chunk with its frame."""
+        scanner = MessageScanner(
+            dot_stuffed=self.dot_stuffed,
+            max_line=DEFAULT_MAX_LINE,
+            max_header_block=DEFAULT_MAX_HEADER_BLOCK,
+            report=_unreported,
+        )
+        out: list[Event] = []
         head = bytes(self.head)
-        starts = _starts_by_folding(head)
-        fields: list[MessageHeader] = []
+        starts = self.chunk_offsets
         for i, start in enumerate(starts):
-            end = starts[i + 1] if i + 1 < len(starts) else _section_end(head)
-            raw = head[start:end]
-            if not raw:
-                continue
-            raw = _unstuff(raw) if self.dot_stuffed else raw
-            name, colon, _ = raw.partition(b":")
-            if not colon:
-                continue
-            lines = raw.split(b"\n")
-            longest = max(len(line.rstrip(b"\r")) for line in lines) if lines else 0
-            frame, ts, offset = self._where(start)
-            last_frame, _, _ = self._where(max(start, end - 1))
-            fields.append(
-                MessageHeader(
-                    name=name.rstrip(b" \t"),
-                    raw=raw,
-                    offset=offset,
-                    longest_line=longest,
-                    frame=frame,
-                    last_frame=last_frame,
-                    ts=ts,
+            stop = starts[i + 1] if i + 1 < len(starts) else len(head)
+            if stop > start:
+                base = self.chunk_streams[i] - start
+                scanner.consume(
+                    head, start, stop, base, self.chunk_frames[i], self.chunk_ts[i], out
                 )
+                if scanner.outcome is not Outcome.RUNNING:
+                    break
+        last = len(starts) - 1
+        if last >= 0:
+            scanner.finish(
+                False, self.next_offset, self.chunk_frames[last], self.chunk_ts[last], out
             )
-        return fields
+        return [event for event in out if isinstance(event, MessageHeader)]
 
     def data_size(self, data_end: int) -> int:
         """Size of a DATA message whose data ran to stream offset `data_end` (the end mark
@@ -155,6 +153,13 @@ class MessageBytes:
         )
 
 
+def _unreported(
+    kind: SmtpAnomaly, detail: str, offset: int, frame: FrameRef | None, ts: float, count: int
+) -> None:
+    """Anomalies of the header section are the observer's to report: the engine reports only
+    what the dissector showed it."""
+
+
 def _header_end(head: bytearray) -> int | None:
     """Index just after the blank line that ends the header section, when it is there."""
     if head[:2] == CRLF:
@@ -174,18 +179,6 @@ def _section_end(head: bytes, include_blank: bool = False) -> int:
             return len(head)
         return len(head) - (2 if head.endswith(b"\r\n") else 1)
     return len(head)
-
-
-def _starts_by_folding(head: bytes) -> list[int]:
-    """Start of every line that does not continue the line before it (RFC 5322 §2.2.3)."""
-    end = _section_end(head)
-    starts = [0] if end else []
-    pos = head.find(b"\n", 0, end)
-    while 0 <= pos < end - 1:
-        if head[pos + 1] not in _WSP:
-            starts.append(pos + 1)
-        pos = head.find(b"\n", pos + 1, end)
-    return starts
 
 
 def _unstuff(raw: bytes) -> bytes:

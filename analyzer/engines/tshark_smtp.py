@@ -1,11 +1,14 @@
 """Turn what Wireshark's SMTP dissector showed, frame by frame, into the observer's SMTP events.
 
 The native observer delimits lines itself; here the dissector has done it, and this module
-only gives its lines the meaning the observer gives them, with the observer's own tables
-(`analyzer.smtp.state`, `commands`, `replies`): replies tied to the commands they answer in
-order (RFC 2920), DATA answered 354 opens a message that the dissector's end-of-data mark (or
-any server reply) closes, BDAT chunks counted by size (RFC 3030), STARTTLS answered 220 starts
-TLS (RFC 3207) and the dissector's TLS ClientHello confirms it.
+only gives its lines the meaning the observer gives them, with the observer's own pieces:
+its tables (`analyzer.smtp.state`, `commands`), its reply assembler (`replies`), its command
+queue (`pending`: replies tied to the commands they answer in order, RFC 2920, with the same
+guesses past gaps and missing replies) and its anomaly reporter (`anomalies`: the same limit
+per kind and direction). DATA answered 354 opens a message that the dissector's end-of-data
+mark (or any server reply) closes, BDAT chunks are counted by size (RFC 3030), STARTTLS
+answered 220 starts TLS (RFC 3207) and the dissector's TLS ClientHello confirms it. What stays
+here is the step from the dissector's frames to lines, commands, replies and message bytes.
 
 The verb and arguments come from each `smtp.command_line`, not from `smtp.req.command`:
 Wireshark 4.0 cuts verbs at four characters (`STARTTLS` shows as `STAR` with parameter `TLS`).
@@ -44,11 +47,13 @@ from analyzer.smtp.limits import (
     AUTH_LINE_MAX,
     COMMAND_LINE_MAX,
     CRLF,
+    DEFAULT_MAX_LINE,
     END_OF_DATA,
     REPLY_LINE_MAX,
 )
+from analyzer.smtp.lines import Line
 from analyzer.smtp.pending import CommandQueue
-from analyzer.smtp.replies import parse_reply_line
+from analyzer.smtp.replies import AssembledReply, ReplyAssembler
 from analyzer.smtp.state import (
     GREETING_CODES,
     ClientMode,
@@ -89,22 +94,6 @@ def _terminator(line: bytes) -> bytes:
     return b""
 
 
-class _PartialReply:
-    """Lines of a multi-line reply seen so far."""
-
-    __slots__ = ("code", "frame", "last_frame", "lines", "offset", "raw", "ts", "ts_end")
-
-    def __init__(self, code: int, offset: int, frame: FrameRef | None, ts: float) -> None:
-        self.code = code
-        self.lines: list[bytes] = []
-        self.raw = bytearray()
-        self.offset = offset
-        self.frame = frame
-        self.last_frame = frame
-        self.ts = ts
-        self.ts_end = ts
-
-
 class SmtpSynth:
     """One connection's SMTP events, from the dissector's view of its frames."""
 
@@ -115,7 +104,7 @@ class SmtpSynth:
         self._mode = ClientMode.COMMANDS
         self._greeted = False
         self._server_seen = False
-        self._reply: _PartialReply | None = None
+        self._replies = ReplyAssembler(DEFAULT_MAX_LINE)
         self._message: MessageBytes | None = None
         self._data_command: Command | None = None
         self._data_answered = False
@@ -480,59 +469,47 @@ class SmtpSynth:
                 ref,
                 ts,
             )
-        parsed = parse_reply_line(content)
-        partial = self._reply
-        if parsed.code is None:
-            self._report(
-                SmtpAnomaly.MALFORMED_REPLY,
-                S2C,
-                "server line is not NNN[ -]text",
-                line.offset,
-                ref,
-                ts,
-            )
-        elif partial is not None and parsed.code != partial.code:
-            self._report(
-                SmtpAnomaly.MULTILINE_CODE_MISMATCH,
-                S2C,
-                f"line with code {parsed.code} inside a {partial.code} reply",
-                line.offset,
-                ref,
-                ts,
-            )
-        if partial is None:
-            partial = self._reply = _PartialReply(parsed.code or 0, line.offset, ref, ts)
-        partial.lines.append(parsed.text)
-        partial.raw += line.data
-        partial.last_frame = ref
-        partial.ts_end = ts
-        if not parsed.more:
-            self._reply = None
-            self._complete_reply(partial, line.offset + len(line.data))
+        reply, oddity = self._replies.add(
+            Line(content, term, line.offset, len(content), ref, ref, ts, ts)
+        )
+        if oddity is not None:
+            self._report(oddity[0], S2C, oddity[1], line.offset, ref, ts)
+        if reply is not None:
+            self._complete_reply(reply, line.offset + len(line.data))
 
     def _flush_reply(self) -> None:
-        partial, self._reply = self._reply, None
-        if partial is not None:
-            self._complete_reply(partial, partial.offset + len(partial.raw))
+        unfinished = self._replies.flush()
+        if unfinished is not None:
+            self._complete_reply(unfinished, unfinished.offset + len(unfinished.raw))
 
-    def _emit(self, partial: _PartialReply, command: Command | None, greeting: bool) -> Reply:
+    def _emit(self, partial: AssembledReply, command: Command | None, greeting: bool) -> Reply:
         reply = Reply(
             partial.code,
-            tuple(partial.lines),
-            bytes(partial.raw),
+            partial.lines,
+            partial.raw,
             command,
             greeting,
             partial.offset,
             partial.frame,
             partial.last_frame,
             partial.ts,
-            partial.ts_end,
+            partial.end_ts,
         )
         self._out.append(reply)
         return reply
 
-    def _complete_reply(self, partial: _PartialReply, end_offset: int) -> None:
+    def _complete_reply(self, partial: AssembledReply, end_offset: int) -> None:
         code = partial.code
+        if partial.dropped_lines:
+            self._report(
+                SmtpAnomaly.LINE_TRUNCATED,
+                S2C,
+                f"reply longer than {DEFAULT_MAX_LINE} octets: {partial.dropped_lines} lines "
+                "not kept",
+                partial.offset,
+                partial.frame,
+                partial.ts,
+            )
         pending = self._pending
         if not self._greeted:
             self._greeted = True
