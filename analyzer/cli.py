@@ -8,9 +8,7 @@ or, for `analyze`, two captures that do not overlap (the verdict says so).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import secrets
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -177,26 +175,15 @@ def _cmd_sessions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     files, bad = _usable_files(args.files, err, args.engine)
     if not files:
         return EXIT_BAD_INPUT
-    # In a worker process session ids are provisional (see `map_sessions`): the rendered
-    # session carries tokens that `place` replaces with the real ones.
-    token = secrets.token_hex(12)
-    id_token, stream_token = f'"smtpfw-id-{token}"', f'"smtpfw-stream-{token}"'
     writer: _JsonArray | _Table
-
     if args.json:
         array = writer = _JsonArray(out)
 
         def render(session: SmtpSession) -> Any:
-            item = session_dict(session)
-            item["id"], item["tcp_stream"] = id_token[1:-1], stream_token[1:-1]
-            return dumps_indented(item)
+            return dumps_indented(session_dict(session))
 
         def place(rendered: Any, index: int) -> None:
-            array.add(
-                rendered.replace(id_token, json.dumps(f"single#{index}"), 1).replace(
-                    stream_token, str(index), 1
-                )
-            )
+            array.add(rendered)
     else:
         table = writer = _Table(out)
 
@@ -204,7 +191,7 @@ def _cmd_sessions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             return _row(session)
 
         def place(rendered: Any, index: int) -> None:
-            table.add((f"single#{index}", *rendered[1:]))
+            table.add(rendered)
 
     if args.engine == "tshark":
         from analyzer.engines.tshark import read_sessions_tshark

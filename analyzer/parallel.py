@@ -28,9 +28,10 @@ from __future__ import annotations
 import heapq
 import multiprocessing
 import os
+import secrets
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Final, Generic, Protocol, TypeVar
 
@@ -44,6 +45,8 @@ from analyzer.flows.events import FlowInfo
 from analyzer.session.model import SmtpSession
 
 T = TypeVar("T")
+Rendered = TypeVar("Rendered", str, tuple[str, ...])
+"""What `map_sessions` renders a session into: text, or a row of texts."""
 
 WORKERS_ENV = "SMTPFW_WORKERS"
 """Environment variable that sets the number of worker processes (1: read in this process)."""
@@ -53,6 +56,8 @@ reading they all repeat outweighs the decoding they share."""
 PARALLEL_MIN_BYTES = 32 << 20
 """Captures smaller than this (all files together) are read in this process: starting workers
 would cost more than it saves."""
+TOKEN_LOW: Final = 10**18
+"""The smallest provisional session number (see `map_sessions`)."""
 BATCH_RECORDS = 8192
 """A worker sends what it found at least every this many progress reports of `read_shard` (one
 per segment the flow table did not take, one per `PROGRESS_INTERVAL` of capture
@@ -268,11 +273,13 @@ class _Local(Generic[T]):
 
 
 class _Sender(Generic[T]):
-    """`read_shard`'s listener in a worker: batches of events down a pipe."""
+    """`read_shard`'s listener in a worker: batches of events down a pipe. Each session is
+    rendered numbered `token` (its real number is known only once the shards are merged)."""
 
-    def __init__(self, conn: Connection, render: Callable[[SmtpSession], T]) -> None:
+    def __init__(self, conn: Connection, render: Callable[[SmtpSession], T], token: int) -> None:
         self._conn = conn
         self._render = render
+        self._token = token
         self._events: list[Event] = []
         self._records = 0
 
@@ -280,7 +287,9 @@ class _Sender(Generic[T]):
         self._events.append((position, _OPENED, index, None))
 
     def closed(self, position: int, index: int, session: SmtpSession | None) -> None:
-        rendered = None if session is None else self._render(session)
+        rendered = None
+        if session is not None:
+            rendered = self._render(numbered(session, self._token))
         self._events.append((position, _CLOSED, index, rendered))
 
     def progress(self, position: int) -> None:
@@ -306,17 +315,37 @@ class _Failure:
     path: str = ""
 
 
+def numbered(session: SmtpSession, number: int) -> SmtpSession:
+    """`session` as conversation `number` of its capture: its id and `flow.index`."""
+    flow = replace(session.flow, index=number)
+    return replace(session, id=f"{session.capture_id}#{number}", flow=flow)
+
+
+def _token() -> int:
+    """A number no rendered session holds by chance: 19 random digits."""
+    return TOKEN_LOW + secrets.randbelow(9 * TOKEN_LOW)
+
+
+def _renumber(rendered: Rendered, token: str, number: int) -> Rendered:
+    """`rendered` with the provisional number `token` replaced by the conversation's own."""
+    text = str(number)
+    if isinstance(rendered, str):
+        return rendered.replace(token, text)
+    return tuple(cell.replace(token, text) for cell in rendered)
+
+
 def _work(
     conn: Connection,
     paths: list[PathLike],
     capture_id: str,
     shard: Shard,
     render: Callable[[SmtpSession], object],
+    token: int,
 ) -> None:
     """A worker process: read one shard and send what it found; errors go down the pipe."""
     try:
         capture = open_capture(paths, capture_id)
-        read_shard(capture, _Sender(conn, render), shard=shard)
+        read_shard(capture, _Sender(conn, render, token), shard=shard)
         if shard.index == 0:
             # every shard reads every record: the first one's record counters are the file's
             conn.send(capture.stats)
@@ -388,19 +417,20 @@ def _merge(conns: list[Connection], merger: SessionMerger[T]) -> CaptureStats:
 def map_sessions(
     paths: Sequence[PathLike],
     capture_id: str,
-    render: Callable[[SmtpSession], T],
-    place: Callable[[T, int], None],
+    render: Callable[[SmtpSession], Rendered],
+    place: Callable[[Rendered, int], None],
     *,
     workers: int | None = None,
     on_stats: Callable[[CaptureStats], None] | None = None,
 ) -> int:
     """Render every SMTP session of a capture and place them in `tcp.stream` order.
 
-    `render(session)` runs where the session was read, possibly in a worker process, and its
-    result must be picklable. There conversation numbers are provisional (the shard's own):
-    `render` must not use `session.id`, `session.flow.index`, or the number of the earlier
-    connection a `port_reuse` anomaly's detail quotes. `place(rendered, tcp_stream)` runs in
-    this process with the conversation's real number. Returns the number of TCP conversations;
+    `render(session)` runs where the session was read, possibly in a worker process, and
+    returns text or a row of texts. There the session's number is not known yet: it is
+    rendered numbered with a token of 19 random digits, replaced in the rendered text by its
+    real number before `place(rendered, tcp_stream)` runs, in this process. (The number of the
+    earlier connection that a `port_reuse` anomaly's detail quotes stays the shard's own.)
+    Returns the number of TCP conversations;
     `on_stats`, if given, is told what reading the files found (packets, damage anomalies).
     Raises CaptureError as `open_capture` does, also for a file that fails while being read.
     """
@@ -409,14 +439,21 @@ def map_sessions(
     count = default_workers(files) if workers is None else max(1, workers)
     if any(is_stream(os.fspath(p)) for p in files):
         count = 1  # a stream is read once, by this process
-    merger: SessionMerger[T] = SessionMerger(place)
     if count == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        merger: SessionMerger[Rendered] = SessionMerger(place)
         capture = open_capture(files, capture_id)
         read_shard(capture, _Local(merger, render))
         merger.finish()
         if on_stats is not None:
             on_stats(capture.stats)
         return merger.conversations
+    token = _token()
+    token_text = str(token)
+
+    def place_numbered(rendered: Rendered, number: int) -> None:
+        place(_renumber(rendered, token_text, number), number)
+
+    merger = SessionMerger(place_numbered)
     context = multiprocessing.get_context("fork")
     conns: list[Connection] = []
     processes = []
@@ -425,7 +462,7 @@ def map_sessions(
             receiver, sender = context.Pipe(duplex=False)
             process = context.Process(
                 target=_work,
-                args=(sender, files, capture_id, Shard(index, count), render),
+                args=(sender, files, capture_id, Shard(index, count), render, token),
                 name=f"smtpfw-shard-{index}",
                 daemon=True,
             )

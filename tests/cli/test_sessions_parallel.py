@@ -121,16 +121,20 @@ def test_sample_captures_read_in_shards_are_read_alike(path: Path) -> None:
     assert renumbered(sharded(path, 2)) == expected(path)
 
 
-def test_worker_processes_give_what_one_process_gives(busy: Path) -> None:
+def as_text(session: SmtpSession) -> str:
+    return json.dumps(summary(session))
+
+
+def test_worker_processes_give_what_one_process_gives_with_the_real_numbers(busy: Path) -> None:
     results = []
     for workers in (1, 2, 3):
         placed: list[tuple[int, dict[str, Any]]] = []
 
-        def place(item: dict[str, Any], n: int, into: list[Any] = placed) -> None:
-            into.append((n, item))
+        def place(text: str, n: int, into: list[Any] = placed) -> None:
+            into.append((n, json.loads(text)))
 
-        total = map_sessions([busy], "single", summary, place, workers=workers)
-        results.append((total, renumbered(placed)))
+        total = map_sessions([busy], "single", as_text, place, workers=workers)
+        results.append((total, placed))
     assert results[0][1] == expected(busy)
     assert results[1] == results[0] == results[2]
 
@@ -144,11 +148,11 @@ def test_a_rotation_set_is_numbered_across_its_files_as_one_reader_numbers_it() 
     for workers in (2, 3):
         placed: list[tuple[int, dict[str, Any]]] = []
 
-        def place(item: dict[str, Any], n: int, into: list[Any] = placed) -> None:
-            into.append((n, item))
+        def place(text: str, n: int, into: list[Any] = placed) -> None:
+            into.append((n, json.loads(text)))
 
-        map_sessions(files, "single", summary, place, workers=workers)
-        assert renumbered(placed) == want
+        map_sessions(files, "single", as_text, place, workers=workers)
+        assert placed == want
 
 
 def _fail(session: SmtpSession) -> Any:
