@@ -16,10 +16,9 @@ from typing import Any, TextIO
 
 from analyzer.capture import CaptureStats
 from analyzer.capture.source import is_stream
+from analyzer.engines import ENGINES, check_captures
 from analyzer.errors import SmtpfwError, UsageError
 from analyzer.jsontext import dumps_indented
-from analyzer.parallel import map_sessions
-from analyzer.pipeline import check_captures
 from analyzer.report import digest
 from analyzer.report.digest import plural
 from analyzer.report.model import Report
@@ -193,33 +192,26 @@ def _cmd_sessions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         def place(rendered: Any, index: int) -> None:
             table.add(rendered)
 
-    if args.engine == "tshark":
-        from analyzer.engines.tshark import read_sessions_tshark
-
-        sessions = read_sessions_tshark(files, "single")
-        for session in sorted(sessions, key=lambda s: (s.start_ts, s.flow.index)):
-            place(render(session), session.flow.index)
-    else:
-        read: list[CaptureStats] = []
-        connections = map_sessions(files, "single", render, place, on_stats=read.append)
-        if read:
-            stats = read[0]
-            empty = stats.packets == 0 and all(
-                os.path.getsize(f) == 0 for f in files if not is_stream(f)
-            )
-            name = ", ".join(files)
-            nothing = _said_damage(name, stats.packets, stats.anomaly_counts, empty, err)
-            bad = bad or nothing
-            if not nothing and not writer.count:
-                err.write(
-                    visible(
-                        f"smtpfw: note: {name}: no SMTP sessions in this capture, nothing to "
-                        f"judge ({plural(stats.packets, 'packet')}, "
-                        f"{plural(connections, 'TCP connection')}, "
-                        f"{plural(stats.non_tcp, 'non-TCP packet')})"
-                    )
-                    + "\n"
+    read: list[CaptureStats] = []
+    connections = ENGINES[args.engine].map_sessions(files, "single", render, place, read.append)
+    if read:
+        stats = read[0]
+        empty = stats.packets == 0 and all(
+            os.path.getsize(f) == 0 for f in files if not is_stream(f)
+        )
+        name = ", ".join(files)
+        nothing = _said_damage(name, stats.packets, stats.anomaly_counts, empty, err)
+        bad = bad or nothing
+        if not nothing and not writer.count:
+            err.write(
+                visible(
+                    f"smtpfw: note: {name}: no SMTP sessions in this capture, nothing to "
+                    f"judge ({plural(stats.packets, 'packet')}, "
+                    f"{plural(connections, 'TCP connection')}, "
+                    f"{plural(stats.non_tcp, 'non-TCP packet')})"
                 )
+                + "\n"
+            )
     writer.close()
     return EXIT_BAD_INPUT if bad else EXIT_OK
 
@@ -458,9 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sessions.add_argument(
         "--engine",
-        choices=("native", "tshark"),
+        choices=tuple(ENGINES),
         default="native",
-        help="native (fast, default) or tshark (reads every format Wireshark reads)",
+        help=" or ".join(f"{e.name} ({e.summary})" for e in ENGINES.values()),
     )
     sessions.set_defaults(handler=_cmd_sessions)
 

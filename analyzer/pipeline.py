@@ -44,7 +44,7 @@ from analyzer.correlate.overlap import (
 )
 from analyzer.detect import Confidence, Finding, detect_pair, detect_single, number, unmatched
 from analyzer.dispatch import PipelineStats, SessionSink, fewer_collections, role_hint
-from analyzer.errors import CaptureError, UsageError
+from analyzer.errors import UsageError
 from analyzer.flows import FlowTable
 from analyzer.result import Analysis, CaptureInfo
 from analyzer.session.model import SmtpSession
@@ -90,32 +90,6 @@ def iter_sessions(
         sink.table = None  # the table holds the sink: no cycle to leave behind
     while finished:
         yield sink.handed_on(finished.popleft())
-
-
-def check_captures(
-    paths: Sequence[str], engine: str = "native"
-) -> tuple[list[str], list[CaptureError]]:
-    """The files that open as captures, and the problem with each one that does not.
-
-    With the tshark engine a file is usable when tshark reads it (it reads formats the native
-    reader does not)."""
-    good: list[str] = []
-    problems: list[CaptureError] = []
-    for path in paths:
-        try:
-            if engine == "tshark" and is_stream(path):
-                raise CaptureError(path, "the tshark engine reads files only: save it first")
-            if engine == "tshark":
-                from analyzer.engines.tshark import check_capture_tshark
-
-                check_capture_tshark(path)
-            else:
-                open_capture([path], "probe")
-        except CaptureError as exc:
-            problems.append(exc)
-        else:
-            good.append(path)
-    return good, problems
 
 
 def run_capture(
