@@ -29,6 +29,7 @@ lab-deps: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check analyzer tests benchmarks captures scripts setup.py
 	$(BIN)/ruff format --check analyzer tests benchmarks captures scripts setup.py
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy analyzer
