@@ -632,19 +632,21 @@ class Decoder:
         # bytes past their end in the compiled build: see docs/DESIGN.md.)
         payload = buf[pstart:end] if pstart < end else b""
         take = self.take
+        # Positional, as `SegmentTaker.take`'s parameters: a call per packet, where keyword
+        # arguments cost the interpreted build 5%.
         if take is not None and take.take(
-            key=pair + buf[t + TCP_SPORT : t + (TCP_SPORT + TCP_PORTS_LEN)],
-            ts=ts,
-            frame_no=frame_no,
-            file_no=self.file_no,
-            flags=flags,
-            seq=seq,
-            ack=ack,
-            payload=payload,
-            payload_len=ip_end - pstart,
-            ttl=ttl,
-            ip_id=ip_id,
-            src_mac=src_mac,
+            pair + buf[t + TCP_SPORT : t + (TCP_SPORT + TCP_PORTS_LEN)],
+            ts,
+            frame_no,
+            self.file_no,
+            flags,
+            seq,
+            ack,
+            payload,
+            ip_end - pstart,
+            ttl,
+            ip_id,
+            src_mac,
         ):
             self._stats.tcp_segments += 1
             return None

@@ -452,19 +452,21 @@ def read_records(
                     # Ethernet padding after the IP packet is not payload; options can run
                     # past a snaplen cut (never slice past the end: see docs/DESIGN.md).
                     cut = ip_end if ip_end < end else end
+                    # Positional: keyword arguments would cost the interpreted build 5% (one
+                    # call per packet).
                     if take is not None and take.take(
-                        key=buf[p + IPV4_ADDRS_OFFSET : p + KEY_END],
-                        ts=ts,
-                        frame_no=frame,
-                        file_no=file_no,
-                        flags=flags,
-                        seq=seq,
-                        ack=ack,
-                        payload=buf[pstart:cut] if pstart < cut else b"",
-                        payload_len=ip_end - pstart,
-                        ttl=ttl,
-                        ip_id=ip_id,
-                        src_mac=buf[start + ETH_SRC_OFFSET : start + (ETH_SRC_OFFSET + MAC_LEN)],
+                        buf[p + IPV4_ADDRS_OFFSET : p + KEY_END],
+                        ts,
+                        frame,
+                        file_no,
+                        flags,
+                        seq,
+                        ack,
+                        buf[pstart:cut] if pstart < cut else b"",
+                        ip_end - pstart,
+                        ttl,
+                        ip_id,
+                        buf[start + ETH_SRC_OFFSET : start + (ETH_SRC_OFFSET + MAC_LEN)],
                     ):
                         taken += 1
                         continue
