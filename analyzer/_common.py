@@ -47,6 +47,22 @@ class CaptureSide(enum.StrEnum):
         """The side as a report.json key or value (`pairs[].client_side`, `seen_in`)."""
         return self.name.lower()
 
+    @property
+    def other(self) -> CaptureSide:
+        """The other side of the firewall (a single capture has none: itself)."""
+        if self is CaptureSide.CLIENT_SIDE:
+            return CaptureSide.SERVER_SIDE
+        if self is CaptureSide.SERVER_SIDE:
+            return CaptureSide.CLIENT_SIDE
+        return self
+
+    @staticmethod
+    def sending(direction: Direction) -> CaptureSide:
+        """The capture on the side where bytes travelling `direction` are sent."""
+        if direction is Direction.CLIENT_TO_SERVER:
+            return CaptureSide.CLIENT_SIDE
+        return CaptureSide.SERVER_SIDE
+
 
 _CAPTURE_IDS: dict[CaptureSide, str] = {
     CaptureSide.CLIENT_SIDE: "client",

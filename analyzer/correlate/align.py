@@ -19,7 +19,7 @@ import difflib
 import enum
 from dataclasses import dataclass
 
-from analyzer._common import Direction, FrameRef
+from analyzer._common import CaptureSide, Direction, FrameRef
 from analyzer.flows.events import EndKind, StreamEnd
 from analyzer.flows.record import StreamRecord
 from analyzer.smtp.secrets import CredentialDigest
@@ -79,7 +79,7 @@ class EndMismatch:
     direction: Direction
     """Direction of the segment as it appears (SERVER_TO_CLIENT: it claims the server sent it)."""
     kind: EndKind
-    seen_in: str
+    seen_in: CaptureSide
     """'client_side' or 'server_side': the capture in which it appears."""
     end: StreamEnd
     origin_differs: bool
@@ -359,8 +359,18 @@ def _end_mismatches(pair: SessionPair, spans: CaptureSpans | None) -> list[EndMi
     """
     found: list[EndMismatch] = []
     sides = (
-        ("client_side", pair.client_side.ends, pair.server_side.ends, Direction.SERVER_TO_CLIENT),
-        ("server_side", pair.server_side.ends, pair.client_side.ends, Direction.CLIENT_TO_SERVER),
+        (
+            CaptureSide.CLIENT_SIDE,
+            pair.client_side.ends,
+            pair.server_side.ends,
+            Direction.SERVER_TO_CLIENT,
+        ),
+        (
+            CaptureSide.SERVER_SIDE,
+            pair.server_side.ends,
+            pair.client_side.ends,
+            Direction.CLIENT_TO_SERVER,
+        ),
     )
     for seen_in, here, there, foreign in sides:
         # In the client-side capture, the endpoint behind the box is the server: a segment
@@ -370,8 +380,7 @@ def _end_mismatches(pair: SessionPair, spans: CaptureSpans | None) -> list[EndMi
                 continue
             if any(o.direction is end.direction and o.kind is end.kind for o in there):
                 continue
-            other = "server_side" if seen_in == "client_side" else "client_side"
-            if not there and not end_covered(spans, other, end.ts, seen_in):
+            if not there and not end_covered(spans, seen_in.other, end.ts, seen_in):
                 continue
             found.append(EndMismatch(end.direction, end.kind, seen_in, end, _origin_differs(end)))
     return found

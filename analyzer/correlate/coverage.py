@@ -16,7 +16,7 @@ import enum
 from dataclasses import dataclass
 from typing import Final
 
-from analyzer._common import Direction
+from analyzer._common import CaptureSide, Direction
 from analyzer.flows.record import StreamRecord
 
 ANCHOR_BYTES: Final = 48
@@ -48,8 +48,8 @@ class Uncovered:
     """A range of one direction that one capture does not hold."""
 
     direction: Direction
-    capture: str
-    """'client_side' or 'server_side': the capture that lacks the bytes."""
+    capture: CaptureSide
+    """The capture that lacks the bytes (report.json spells it `client_side` or `server_side`)."""
     reason: Reason
     offset: int
     """Offset in the other capture's copy of the stream (its stream offsets)."""
@@ -65,12 +65,12 @@ class CaptureSpans:
     offset_s: float
     """Server-side clock minus client-side clock."""
 
-    def last_ts(self, capture: str) -> float | None:
+    def last_ts(self, capture: CaptureSide) -> float | None:
         """When `capture` ended, on the client side's clock."""
-        span = self.client_side if capture == "client_side" else self.server_side
+        span = self.client_side if capture is CaptureSide.CLIENT_SIDE else self.server_side
         if span is None:
             return None
-        return span[1] - (self.offset_s if capture == "server_side" else 0.0)
+        return span[1] - (self.offset_s if capture is CaptureSide.SERVER_SIDE else 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +125,8 @@ def held_range(
     `open_at_end` says, for the sent and the received copy's capture, that it saw neither FIN
     nor RST of the connection: only such a capture can have stopped before the connection did.
     """
-    sent_side = "client_side" if direction is Direction.CLIENT_TO_SERVER else "server_side"
-    received_side = "server_side" if sent_side == "client_side" else "client_side"
+    sent_side = CaptureSide.sending(direction)
+    received_side = sent_side.other
     a, b = sent.data, received.data
     a0 = b0 = 0
     uncovered: list[Uncovered] = []
@@ -174,8 +174,8 @@ def _early_stop(
     uncovered: list[Uncovered],
 ) -> tuple[int, int]:
     """Cut the longer copy where the shorter capture ended, if it ended too soon to tell."""
-    sent_side = "client_side" if direction is Direction.CLIENT_TO_SERVER else "server_side"
-    received_side = "server_side" if sent_side == "client_side" else "client_side"
+    sent_side = CaptureSide.sending(direction)
+    received_side = sent_side.other
     a1, b1 = len(sent.data), len(received.data)
     common = min(a1 - a0, b1 - b0)
     if a1 - a0 > b1 - b0:
@@ -197,7 +197,7 @@ def _early_stop(
     crossed = _ts_at(longer, longer_end)
     ended = spans.last_ts(short_side)
     longer_side = sent_side if longer is sent else received_side
-    if crossed is not None and longer_side == "server_side":
+    if crossed is not None and longer_side is CaptureSide.SERVER_SIDE:
         crossed -= spans.offset_s
     if crossed is None or ended is None or ended >= crossed + EARLY_STOP_MARGIN_S:
         return a1, b1
@@ -213,12 +213,14 @@ def _early_stop(
     return a0 + common, b0 + common
 
 
-def end_covered(spans: CaptureSpans | None, capture: str, ts: float, ts_side: str) -> bool:
+def end_covered(
+    spans: CaptureSpans | None, capture: CaptureSide, ts: float, ts_side: CaptureSide
+) -> bool:
     """Whether `capture` was still running when a segment was seen at `ts` in `ts_side`."""
     if spans is None:
         return True
     ended = spans.last_ts(capture)
     if ended is None:
         return True
-    on_client_clock = ts - (spans.offset_s if ts_side == "server_side" else 0.0)
+    on_client_clock = ts - (spans.offset_s if ts_side is CaptureSide.SERVER_SIDE else 0.0)
     return ended >= on_client_clock + EARLY_STOP_MARGIN_S

@@ -27,6 +27,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from analyzer._common import CaptureSide
 from analyzer.session.model import SmtpSession
 
 from .clock import ClockEstimate
@@ -113,7 +114,7 @@ def judge_overlap(
         return Overlap(OverlapKind.OVERLAP, proven, len(pairs), ())
     reasons: list[str] = []
     if not client or not server:
-        empty = "client-side" if not client else "server-side"
+        empty = CaptureSide.CLIENT_SIDE if not client else CaptureSide.SERVER_SIDE
         reasons.append(f"the {empty} capture holds no SMTP session, so nothing can be compared")
         return Overlap(OverlapKind.NO_OVERLAP, 0, 0, tuple(reasons))
     if not pairs:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from analyzer._common import Direction, FrameRef
+from analyzer._common import CaptureSide, Direction, FrameRef
 from analyzer.correlate import DivergenceKind, PairAlignment
 from analyzer.correlate.placement import Placed, transaction_at
 from analyzer.flows.events import EndKind
@@ -112,7 +112,7 @@ def two_sided(
     if killer is not None:
         tail.append(
             evidence(
-                client if forged[0].seen_in == "client_side" else server,
+                client if forged[0].seen_in is CaptureSide.CLIENT_SIDE else server,
                 killer.frame,
                 killer.ts,
                 forged[0].direction,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from analyzer._common import Direction
+from analyzer._common import CaptureSide, Direction
 from analyzer.correlate import PairAlignment
 from analyzer.correlate.placement import Placed
 from analyzer.flows.events import EndKind, StreamEnd
@@ -42,7 +42,7 @@ def two_sided(
         return []
     proof: list[Evidence] = []
     for m in forged:
-        session = client if m.seen_in == "client_side" else server
+        session = client if m.seen_in is CaptureSide.CLIENT_SIDE else server
         sender = "server" if m.direction is S2C else "client"
         usual = m.end.usual_origin
         note = (
@@ -62,7 +62,7 @@ def two_sided(
             {
                 "resets": [
                     {
-                        "seen_in": m.seen_in,
+                        "seen_in": m.seen_in.key,
                         "claims_sender": "server" if m.direction is S2C else "client",
                         "ttl": m.end.origin.ttl,
                         "usual_ttl": m.end.usual_origin.ttl if m.end.usual_origin else None,

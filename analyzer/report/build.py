@@ -194,7 +194,7 @@ def _pair(al: PairAlignment) -> PairEntry:
             {
                 "direction": str(m.direction),
                 "kind": str(m.kind),
-                "seen_in": m.seen_in,
+                "seen_in": m.seen_in.key,
                 "frame": m.end.frame.frame_no,
                 "ts": _t(m.end.ts),
                 "ttl": m.end.origin.ttl,
@@ -207,7 +207,7 @@ def _pair(al: PairAlignment) -> PairEntry:
         "uncovered": [
             {
                 "direction": str(u.direction),
-                "capture": u.capture,
+                "capture": u.capture.key,
                 "reason": str(u.reason),
                 "offset": u.offset,
                 "length": u.length,

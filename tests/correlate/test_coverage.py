@@ -17,6 +17,7 @@ from scapy.packet import Packet
 from scapy.utils import rdpcap, wrpcap
 
 from analyzer import analyze
+from analyzer._common import CaptureSide
 from analyzer.correlate.coverage import Reason, late_shift
 
 LAB = Path(__file__).resolve().parents[2] / "captures" / "lab"
@@ -81,7 +82,7 @@ def test_a_capture_accident_is_coverage_not_damage(
     assert [f.kind for f in result.findings] == []
     (alignment,) = result.alignments
     lacking = {(u.capture, u.reason) for u in alignment.uncovered}
-    assert (side.replace("-", "_"), reason) in lacking
+    assert (CaptureSide(side), reason) in lacking
     assert not alignment.end_mismatches
 
 
