@@ -14,7 +14,6 @@ visible escapes) and `html.escape(quote=True)`; the SVG does the same (`report.s
 
 from __future__ import annotations
 
-import html
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +23,7 @@ from analyzer.report import Report, build_report, digest, svg
 from analyzer.report.build import transcript
 from analyzer.report.diff import Spans, clip_spans, line_diff, map_spans, mark_tokens
 from analyzer.report.digest import C2S, Index, Step, as_float, as_int, as_str, plural, utc
+from analyzer.report.escape import esc, marked
 from analyzer.report.model import FindingEntry
 from analyzer.result import Analysis
 from analyzer.text import clip, visible
@@ -99,18 +99,8 @@ STYLE = """<style>
 are the ones `report.svg` draws with."""
 
 
-def esc(text: object) -> str:
-    """Any text, safe as HTML text or a quoted attribute value."""
-    return html.escape(visible(as_str(text)), quote=True)
-
-
 def _spans(spans: Spans, cls: str) -> str:
-    return "".join(
-        f'<mark class="{cls}">{html.escape(s.text, quote=True)}</mark>'
-        if s.changed
-        else html.escape(s.text, quote=True)
-        for s in map_spans(clip_spans(spans, MAX_LINE_CHARS), visible)
-    )
+    return marked(map_spans(clip_spans(spans, MAX_LINE_CHARS), visible), "mark", cls)
 
 
 def _badge(severity: str) -> str:

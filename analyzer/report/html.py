@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
 from collections.abc import Iterable, Sequence
 from functools import cache
 from importlib import resources
@@ -27,6 +26,7 @@ from analyzer.text import clip, visible
 from . import digest, svg
 from .diff import DiffRow, RowKind, Span, Spans, fold, line_diff, map_spans, mark_tokens
 from .digest import C2S, Index, Step, as_float, as_int, as_str, plural, utc
+from .escape import esc, marked
 from .model import FindingEntry, Report
 
 MAX_LADDERS = 20
@@ -45,18 +45,8 @@ def _template(name: str) -> str:
     return (resources.files("analyzer.report") / "templates" / name).read_text(encoding="utf-8")
 
 
-def esc(text: object) -> str:
-    """Captured or generated text, safe as HTML text or a quoted attribute value."""
-    return html.escape(visible(as_str(text)), quote=True)
-
-
 def _spans(spans: Spans, cls: str) -> str:
-    return "".join(
-        f'<mark class="{cls}">{html.escape(s.text, quote=True)}</mark>'
-        if s.changed
-        else html.escape(s.text, quote=True)
-        for s in map_spans(spans, visible)
-    )
+    return marked(map_spans(spans, visible), "mark", cls)
 
 
 def _clipped(spans: Spans) -> Spans:

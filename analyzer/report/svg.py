@@ -24,6 +24,7 @@ from analyzer.text import clip, visible
 
 from .diff import RowKind, Span, Spans, clip_spans, fold, line_diff, map_spans, mark_tokens
 from .digest import C2S, Step, as_float, as_int, as_str
+from .escape import esc, marked
 
 WIDTH = 1000
 X_CLIENT = 170
@@ -41,18 +42,8 @@ MAX_ROWS = 160
 """Steps drawn per diagram; the rest are counted in a last row."""
 
 
-def esc(text: str) -> str:
-    """Captured text, safe as SVG/XML character data or attribute value."""
-    return html.escape(visible(text), quote=True)
-
-
 def _spans_svg(spans: Spans) -> str:
-    return "".join(
-        f'<tspan class="chg">{html.escape(span.text, quote=True)}</tspan>'
-        if span.changed
-        else html.escape(span.text, quote=True)
-        for span in spans
-    )
+    return marked(spans, "tspan", "chg")
 
 
 @dataclass(frozen=True, slots=True)
