@@ -22,9 +22,10 @@ from analyzer.jsontext import dumps_indented
 from analyzer.report import digest
 from analyzer.report.digest import plural
 from analyzer.report.model import Report
+from analyzer.report.sessions import JsonArray, SessionTable, session_row
 from analyzer.session.export import session_dict
 from analyzer.session.model import SmtpSession
-from analyzer.text import clip, visible
+from analyzer.text import visible
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -50,123 +51,6 @@ def _usable_files(
     return good, bool(problems)
 
 
-def _starttls_cell(session: SmtpSession) -> str:
-    tls = session.starttls
-    parts = []
-    if tls.advertised:
-        parts.append("offered")
-    if tls.attempted:
-        parts.append(f"tried:{tls.reply_code if tls.reply_code is not None else '?'}")
-    if tls.established:
-        parts.append("up")
-    return ",".join(parts) or "-"
-
-
-_COLUMNS = (
-    ("session", 12),
-    ("client", 21),
-    ("server", 21),
-    ("start (UTC)", 23),
-    ("dur", 7),
-    ("banner", 28),
-    ("helo", 18),
-    ("ehlo keywords", 34),
-    ("starttls", 18),
-    ("txns", 4),
-    ("end", 4),
-    ("anomalies", 30),
-)
-
-
-def _row(session: SmtpSession) -> tuple[str, ...]:
-    messages = sum(1 for t in session.transactions if t.complete)
-    return (
-        session.id,
-        session.client,
-        session.server,
-        digest.utc(session.start_ts),
-        f"{session.duration:.2f}",
-        visible((session.banner or "-").split("\n", 1)[0]),
-        visible(session.helo or "-"),
-        visible(",".join(session.ehlo_keywords) or "-"),
-        _starttls_cell(session),
-        f"{len(session.transactions)}/{messages}",
-        str(session.end_reason),
-        visible(",".join(session.anomaly_kinds) or "-"),
-    )
-
-
-def _print_table(rows: list[tuple[str, ...]], out: TextIO) -> None:
-    widths = [
-        min(limit, max([len(name)] + [len(row[i]) for row in rows]))
-        for i, (name, limit) in enumerate(_COLUMNS)
-    ]
-    header = "  ".join(name.ljust(w) for (name, _), w in zip(_COLUMNS, widths, strict=True))
-    out.write(header.rstrip() + "\n")
-    for row in rows:
-        cells = (clip(cell, w).ljust(w) for cell, w in zip(row, widths, strict=True))
-        out.write("  ".join(cells).rstrip() + "\n")
-
-
-TABLE_MEASURED_ROWS = 1000
-"""Session rows buffered to size the table's columns; past this many the table is written as
-it comes, every column at its full width."""
-
-
-class _JsonArray:
-    """Writes a JSON array item by item, byte for byte as `json.dump(items, indent=2)` would."""
-
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
-        self.count = 0
-
-    def add(self, item_json: str) -> None:
-        """One item, already serialised with `indent=2` at the top level."""
-        self._out.write(("[\n  " if not self.count else ",\n  ") + item_json.replace("\n", "\n  "))
-        self.count += 1
-
-    def close(self) -> None:
-        self._out.write("\n]\n" if self.count else "[]\n")
-
-
-class _Table:
-    """Writes the session table: columns sized to the rows when there are few of them, else
-    streamed at full width."""
-
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
-        self._rows: list[tuple[str, ...]] | None = []
-        self._widths = [limit for _, limit in _COLUMNS]
-        self.count = 0
-
-    def add(self, row: tuple[str, ...]) -> None:
-        self.count += 1
-        if self._rows is not None:
-            self._rows.append(row)
-            if len(self._rows) <= TABLE_MEASURED_ROWS:
-                return
-            rows, self._rows = self._rows, None
-            self._write(
-                "  ".join(n.ljust(w) for (n, _), w in zip(_COLUMNS, self._widths, strict=True))
-            )
-            for row in rows:
-                self._write_row(row)
-            return
-        self._write_row(row)
-
-    def _write(self, line: str) -> None:
-        self._out.write(line.rstrip() + "\n")
-
-    def _write_row(self, row: tuple[str, ...]) -> None:
-        cells = (clip(c, w).ljust(w) for c, w in zip(row, self._widths, strict=True))
-        self._write("  ".join(cells))
-
-    def close(self) -> None:
-        if self._rows is not None:
-            _print_table(self._rows, self._out)
-        self._out.write(f"{self.count} SMTP session(s)\n")
-
-
 def _cmd_sessions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """List sessions as their connections end, in tcp.stream order (the order connections first
     appear, which is their start order unless the capture's clock steps back): memory does not
@@ -174,9 +58,9 @@ def _cmd_sessions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     files, bad = _usable_files(args.files, err, args.engine)
     if not files:
         return EXIT_BAD_INPUT
-    writer: _JsonArray | _Table
+    writer: JsonArray | SessionTable
     if args.json:
-        array = writer = _JsonArray(out)
+        array = writer = JsonArray(out)
 
         def render(session: SmtpSession) -> Any:
             return dumps_indented(session_dict(session))
@@ -184,10 +68,10 @@ def _cmd_sessions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         def place(rendered: Any, index: int) -> None:
             array.add(rendered)
     else:
-        table = writer = _Table(out)
+        table = writer = SessionTable(out)
 
         def render(session: SmtpSession) -> Any:
-            return _row(session)
+            return session_row(session)
 
         def place(rendered: Any, index: int) -> None:
             table.add(rendered)

@@ -2,8 +2,8 @@
 (`Analysis`: sessions, pairs, alignments, findings, the clock offset, how the sides were judged).
 
 Plain records, made by `pipeline` and read by `report`, `frames` and the notebook display. This
-module computes nothing; `Analysis._repr_html_` hands itself to `analyzer.display`, the one
-import from a layer above (the notebook display hook).
+module computes nothing; `Analysis._repr_html_` hands itself to `analyzer.report.notebook`,
+the one import from a layer above (the notebook display hook).
 """
 
 from __future__ import annotations
@@ -78,6 +78,6 @@ class Analysis:
         return next((s for s in self.sessions if s.id == session_id), None)
 
     def _repr_html_(self) -> str:
-        from analyzer.display import analysis_html
+        from analyzer.report.notebook import analysis_html
 
         return analysis_html(self)

@@ -24,6 +24,7 @@ from analyzer.cli import main
 from analyzer.jsontext import dumps_indented
 from analyzer.parallel import SessionMerger, map_sessions, read_shard
 from analyzer.pipeline import read_sessions
+from analyzer.report import sessions as report_sessions
 from analyzer.session.export import session_dict
 from analyzer.session.model import SmtpSession
 
@@ -257,7 +258,7 @@ def test_an_empty_capture_prints_an_empty_array_and_is_unusable_input(tmp_path: 
 def test_a_long_table_is_streamed_at_full_column_width(
     busy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "TABLE_MEASURED_ROWS", 10)
+    monkeypatch.setattr(report_sessions, "TABLE_MEASURED_ROWS", 10)
     lines = run_cli(str(busy)).splitlines()
     sessions = len(read_sessions(busy))
     assert lines[-1] == f"{sessions} SMTP session(s)"
