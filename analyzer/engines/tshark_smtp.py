@@ -5,10 +5,11 @@ only gives its lines the meaning the observer gives them, with the observer's ow
 its tables (`analyzer.smtp.state`, `commands`), its reply assembler (`replies`), its command
 queue (`pending`: replies tied to the commands they answer in order, RFC 2920, with the same
 guesses past gaps and missing replies) and its anomaly reporter (`anomalies`: the same limit
-per kind and direction). DATA answered 354 opens a message that the dissector's end-of-data
-mark (or any server reply) closes, BDAT chunks are counted by size (RFC 3030), STARTTLS
-answered 220 starts TLS (RFC 3207) and the dissector's TLS ClientHello confirms it. What stays
-here is the step from the dissector's frames to lines, commands, replies and message bytes.
+per kind and direction, the same checks of each line). DATA answered 354 opens a message that
+the dissector's end-of-data mark (or any server reply) closes, BDAT chunks are counted by size
+(RFC 3030), STARTTLS answered 220 starts TLS (RFC 3207) and the dissector's TLS ClientHello
+confirms it. What stays here is the step from the dissector's frames to lines, commands,
+replies and message bytes.
 
 The verb and arguments come from each `smtp.command_line`, not from `smtp.req.command`:
 Wireshark 4.0 cuts verbs at four characters (`STARTTLS` shows as `STAR` with parameter `TLS`).
@@ -21,7 +22,7 @@ from __future__ import annotations
 from typing import Final
 
 from analyzer._common import Direction, FrameRef
-from analyzer.smtp.anomalies import AnomalyReporter
+from analyzer.smtp.anomalies import AnomalyReporter, line_anomalies
 from analyzer.smtp.commands import (
     is_known_verb,
     is_masked_auth,
@@ -242,16 +243,13 @@ class SmtpSynth:
         command = Command(verb, args, raw, term, line.offset, ref, ts, known)
         self._client_end = line.offset + len(line.data)
         self._out.append(command)
-        limit = AUTH_LINE_MAX if auth else COMMAND_LINE_MAX
-        if len(line.data) > limit:
-            self._report(
-                SmtpAnomaly.COMMAND_LINE_TOO_LONG,
-                C2S,
-                f"command line of {len(line.data)} octets (limit {limit})",
-                line.offset,
-                ref,
-                ts,
-            )
+        line_anomalies(
+            self._anomalies,
+            self._out,
+            Line(content, term, line.offset, len(content), ref, ref, ts, ts),
+            C2S,
+            AUTH_LINE_MAX if auth else COMMAND_LINE_MAX,
+        )
         if is_masked_verb(verb):
             self._report(
                 SmtpAnomaly.MASKED_COMMAND,
@@ -460,18 +458,9 @@ class SmtpSynth:
     def _server_line(self, line: WireLine, ref: FrameRef, ts: float) -> None:
         term = _terminator(line.data)
         content = line.data[: len(line.data) - len(term)]
-        if len(line.data) > REPLY_LINE_MAX:
-            self._report(
-                SmtpAnomaly.REPLY_LINE_TOO_LONG,
-                S2C,
-                f"reply line of {len(line.data)} octets (limit {REPLY_LINE_MAX})",
-                line.offset,
-                ref,
-                ts,
-            )
-        reply, oddity = self._replies.add(
-            Line(content, term, line.offset, len(content), ref, ref, ts, ts)
-        )
+        wire = Line(content, term, line.offset, len(content), ref, ref, ts, ts)
+        line_anomalies(self._anomalies, self._out, wire, S2C, REPLY_LINE_MAX)
+        reply, oddity = self._replies.add(wire)
         if oddity is not None:
             self._report(oddity[0], S2C, oddity[1], line.offset, ref, ts)
         if reply is not None:

@@ -22,7 +22,7 @@ from typing import Final, cast
 
 from analyzer._common import Direction, FrameMarks, FrameRef
 
-from .anomalies import AnomalyReporter
+from .anomalies import AnomalyReporter, line_anomalies
 from .commands import (
     VERBS,
     auth_parts,
@@ -52,7 +52,7 @@ from .limits import (
     DEFAULT_MAX_LINE,
     REPLY_LINE_MAX,
 )
-from .lines import CR, NUL, Line, LineReader
+from .lines import Line, LineReader
 from .message import MessageScanner, Outcome
 from .pending import CommandQueue
 from .replies import AssembledReply, ReplyAssembler, advertises
@@ -82,7 +82,6 @@ from its class costs several times as much as reading a global."""
 
 SASL_CHALLENGE: Final = 334
 """A server challenge in a SASL exchange; the client answers with one line (RFC 4954 §4)."""
-BARE_LF_TERMINATOR: Final = b"\n"
 
 
 class BoundsDropped:
@@ -514,60 +513,10 @@ class SmtpObserver:
         self._report(kind, S2C, detail, offset, frame, ts)
 
     def _line_anomalies(self, line: Line, direction: Direction, limit: int) -> None:
-        """What is odd about a line as a line. Details never quote the line: it may be a secret."""
-        content = line.content
-        length = line.length
-        if (
-            line.terminator != BARE_LF_TERMINATOR
-            and length < limit - 1
-            and length == len(content)
-            and CR not in content
-            and NUL not in content
-        ):
-            return
-        if line.terminator == BARE_LF_TERMINATOR:
-            self._report(
-                SmtpAnomaly.BARE_LF,
-                direction,
-                "line ended by a bare LF",
-                line.offset,
-                line.frame,
-                line.ts,
-            )
-        if CR in content:
-            self._report(
-                SmtpAnomaly.BARE_CR, direction, "CR inside a line", line.offset, line.frame, line.ts
-            )
-        if NUL in content:
-            self._report(
-                SmtpAnomaly.NUL_BYTE,
-                direction,
-                "NUL octet in a line",
-                line.offset,
-                line.frame,
-                line.ts,
-            )
-        if line.truncated:
-            self._line_bytes_skipped += length - len(content)
-            self._report(
-                SmtpAnomaly.LINE_TRUNCATED,
-                direction,
-                f"line of {line.length} octets: {len(content)} kept, the rest skipped",
-                line.offset,
-                line.frame,
-                line.ts,
-            )
-        if line.wire_length > limit:
-            self._report(
-                SmtpAnomaly.COMMAND_LINE_TOO_LONG
-                if direction is C2S
-                else SmtpAnomaly.REPLY_LINE_TOO_LONG,
-                direction,
-                f"line of {line.wire_length} octets (limit {limit})",
-                line.offset,
-                line.frame,
-                line.ts,
-            )
+        """What is odd about a line as a line (`anomalies.line_anomalies`)."""
+        self._line_bytes_skipped += line_anomalies(
+            self._anomalies, self._out, line, direction, limit
+        )
 
     # -- client ---------------------------------------------------------------------------
 

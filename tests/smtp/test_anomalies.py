@@ -1,12 +1,14 @@
 """The anomaly reporter: at most ANOMALY_REPORT_LIMIT events per kind and direction (one for
-the kinds reported once), and every anomaly counted, reported or not."""
+the kinds reported once), and every anomaly counted, reported or not; and what is odd about a
+line as a line."""
 
 from __future__ import annotations
 
 from analyzer._common import Direction
-from analyzer.smtp.anomalies import REPORTED_ONCE, AnomalyReporter
+from analyzer.smtp.anomalies import REPORTED_ONCE, AnomalyReporter, line_anomalies
 from analyzer.smtp.events import AnomalySeen, Event, SmtpAnomaly
-from analyzer.smtp.limits import ANOMALY_REPORT_LIMIT
+from analyzer.smtp.limits import ANOMALY_REPORT_LIMIT, COMMAND_LINE_MAX, REPLY_LINE_MAX
+from analyzer.smtp.lines import Line
 
 C2S = Direction.CLIENT_TO_SERVER
 S2C = Direction.SERVER_TO_CLIENT
@@ -80,3 +82,46 @@ def test_the_event_carries_what_was_reported() -> None:
     out: list[Event] = []
     reporter.report(out, UNKNOWN, S2C, "the detail", 42, None, 7.5)
     assert out == [AnomalySeen(UNKNOWN, S2C, "the detail", 42, None, 7.5)]
+
+
+def _line(content: bytes, terminator: bytes = b"\r\n", length: int | None = None) -> Line:
+    n = len(content) if length is None else length
+    return Line(content, terminator, 3, n, None, None, 1.0, 1.0)
+
+
+def test_a_plain_line_is_no_anomaly() -> None:
+    reporter = AnomalyReporter()
+    out: list[Event] = []
+    assert line_anomalies(reporter, out, _line(b"MAIL FROM:<a@b>"), C2S, COMMAND_LINE_MAX) == 0
+    assert out == [] and reporter.counts == {}
+
+
+def test_what_is_odd_about_a_line_is_reported_in_order_and_skipped_bytes_returned() -> None:
+    reporter = AnomalyReporter()
+    out: list[Event] = []
+    line = _line(b"NOOP\rx\x00", b"\n", length=COMMAND_LINE_MAX + 10)
+    skipped = line_anomalies(reporter, out, line, C2S, COMMAND_LINE_MAX)
+    assert skipped == COMMAND_LINE_MAX + 10 - len(line.content)
+    assert [e.kind for e in out if isinstance(e, AnomalySeen)] == [
+        SmtpAnomaly.BARE_LF,
+        SmtpAnomaly.BARE_CR,
+        SmtpAnomaly.NUL_BYTE,
+        SmtpAnomaly.LINE_TRUNCATED,
+        SmtpAnomaly.COMMAND_LINE_TOO_LONG,
+    ]
+
+
+def test_a_reply_line_over_its_limit_is_a_reply_line_too_long() -> None:
+    reporter = AnomalyReporter()
+    out: list[Event] = []
+    line = _line(b"250 " + b"x" * REPLY_LINE_MAX)
+    assert line_anomalies(reporter, out, line, S2C, REPLY_LINE_MAX) == 0
+    assert [e.kind for e in out if isinstance(e, AnomalySeen)] == [SmtpAnomaly.REPLY_LINE_TOO_LONG]
+
+
+def test_a_line_exactly_at_its_limit_is_not_too_long() -> None:
+    reporter = AnomalyReporter()
+    out: list[Event] = []
+    line = _line(b"x" * (COMMAND_LINE_MAX - 2))  # with CRLF: exactly the limit
+    assert line_anomalies(reporter, out, line, C2S, COMMAND_LINE_MAX) == 0
+    assert out == []
