@@ -31,9 +31,9 @@ import os
 import secrets
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from multiprocessing.connection import Connection
-from typing import Final, Generic, Protocol, TypeVar
+from typing import Final, Generic, NamedTuple, Protocol, TypeVar
 
 from analyzer.capture import Capture, CaptureStats, PathLike, open_capture
 from analyzer.capture.conversation import Shard
@@ -45,7 +45,7 @@ from analyzer.flows.events import FlowInfo
 from analyzer.session.model import SmtpSession
 
 T = TypeVar("T")
-Rendered = TypeVar("Rendered", str, tuple[str, ...])
+Rendered = str | tuple[str, ...]
 """What `map_sessions` renders a session into: text, or a row of texts."""
 
 WORKERS_ENV = "SMTPFW_WORKERS"
@@ -305,9 +305,9 @@ class _Sender(Generic[T]):
             self._records = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    """Why a worker stopped: sent down its pipe instead of a batch."""
+class _Failure(NamedTuple):
+    """Why a worker stopped: sent down its pipe instead of a batch. (A NamedTuple: it is
+    pickled, which a frozen dataclass of the compiled build cannot be.)"""
 
     kind: str
     """"capture" (a CaptureError), "usage" (another SmtpfwError) or "crash" (a bug)."""
