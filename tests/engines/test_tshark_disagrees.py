@@ -18,8 +18,8 @@ from analyzer import read_sessions
 from analyzer.engines.tshark import read_sessions_tshark
 from analyzer.session.model import EndReason, SmtpSession
 
+from ..craft import MESSAGE, MESSAGE_SIZE, TLS_CLIENT_HELLO, Conversation, smtp_dialogue
 from .conftest import comparable, needs_tshark
-from .craft import MESSAGE, MESSAGE_SIZE, TLS_CLIENT_HELLO, Conversation, smtp_dialogue
 
 pytestmark = [pytest.mark.tshark, needs_tshark]
 

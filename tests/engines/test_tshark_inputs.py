@@ -24,8 +24,8 @@ from analyzer.engines.tshark import TSHARK_MISSING, read_sessions_tshark
 from analyzer.errors import CaptureError, SmtpfwError
 from analyzer.session.model import SmtpSession
 
+from ..craft import MESSAGE, Conversation, smtp_dialogue
 from .conftest import comparable, needs_tshark
-from .craft import MESSAGE, Conversation, smtp_dialogue
 
 pytestmark = [pytest.mark.tshark, needs_tshark]
 

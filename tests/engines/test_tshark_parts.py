@@ -21,7 +21,7 @@ from analyzer.engines.tshark_pdml import SmtpFrame, WireLine, _split_lines, read
 from analyzer.engines.tshark_smtp import SmtpSynth
 from analyzer.smtp.events import Command, DataEnd, Event, MessageHeader, Reply, TlsStarted
 
-from .craft import MESSAGE, MESSAGE_SIZE
+from ..craft import MESSAGE, MESSAGE_SIZE
 
 C2S = Direction.CLIENT_TO_SERVER
 S2C = Direction.SERVER_TO_CLIENT

@@ -17,8 +17,8 @@ from analyzer import read_sessions
 from analyzer.engines.tshark import read_sessions_tshark
 from analyzer.session.model import EndReason
 
+from ..craft import MESSAGE, MESSAGE_SIZE, Conversation
 from .conftest import comparable, needs_tshark
-from .craft import MESSAGE, MESSAGE_SIZE, Conversation
 
 pytestmark = [pytest.mark.tshark, needs_tshark]
 
