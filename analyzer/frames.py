@@ -13,6 +13,9 @@ gives empty tables with the same columns and dtypes.
 What it does not do: read captures or decide anything (a list of sessions gets the one-sided
 detectors, exactly as `analyze` runs them on a single capture), or import matplotlib before a
 plot is asked for. `import analyzer` does not import this module: use `from analyzer import frames`.
+
+Why one long module: it is the only pandas boundary, one builder per table sharing the dtype
+map.
 """
 
 from __future__ import annotations

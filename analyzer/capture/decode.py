@@ -20,6 +20,9 @@ cached. Two optional hooks let a reader skip work:
 - `take`: a `SegmentTaker` offered every TCP segment's header fields (and its raw key) before
   a `Segment` is built; when it takes the segment, no `Segment` is made. A flow table takes the
   segments of connections it already knows this way and leaves the rest to become `Segment`s.
+
+Why one long module: one compiled decoder, a method per layer, whose methods call each other
+directly; the header layouts live in `layout`.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ only sooner. That is the only decoding here; the offsets and formats are `layout
 
 Layout: draft-ietf-opsawg-pcap §4 (file header) and §5 (packet record); libpcap pcap-common.h;
 IEEE 802.3 (Ethernet II), RFC 791 §3.1 (IPv4), RFC 9293 §3.1 (TCP).
+
+Why one long module: the record loop and its inline fast path for plain Ethernet/IPv4/TCP must
+stay one compiled function's neighbours.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ The verb and arguments come from each `smtp.command_line`, not from `smtp.req.co
 Wireshark 4.0 cuts verbs at four characters (`STARTTLS` shows as `STAR` with parameter `TLS`).
 Where the dissector is wrong, this module is wrong with it; that is the point of a second
 opinion. No packets, files or processes here.
+
+Why one long module: the step from dissector frames to lines, with the message and BDAT
+bookkeeping that only the dissector's view needs.
 """
 
 from __future__ import annotations

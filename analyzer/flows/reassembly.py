@@ -37,6 +37,9 @@ It does not know about flows, roles, addresses or who sent a packet, and it neve
 ACKs: the flow table (`table`) feeds it one direction's payload, FIN and peer acknowledgements,
 and forwards what comes out through the callbacks `on_data`, `on_gap`, `on_anomaly`, `on_fin`.
 Callbacks may call `ignore()` on the reassembler that is calling them.
+
+Why one long module: one reassembler, whose invariants are tested as a unit
+(`tests/flows/test_reassembly_properties.py`).
 """
 
 from __future__ import annotations

@@ -55,6 +55,9 @@ One table serves one capture. The sink's callbacks may call `ignore()`; they mus
 
 This module does not reassemble bytes (that is `reassembly`) and never looks inside payload
 except to hand the first payload of a midstream connection to the `role_hint`.
+
+Why one long module: a flow's life cycle (its states, its tombstone, its half-open wait, the
+idle sweep) is one table's bookkeeping; reassembly lives apart.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ a Content-Security-Policy lets the page load nothing and run only its own script
 What it does not do: compute findings (see `digest`), fetch anything, or print a captured
 character unescaped: every captured string goes through `text.visible` (controls, NULs,
 undecodable bytes and surrogates become visible escapes) and `html.escape(quote=True)`.
+
+Why one long module: one self-contained page, its sections in reading order.
 """
 
 from __future__ import annotations

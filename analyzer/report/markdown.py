@@ -10,6 +10,8 @@ What it does not do: compute findings (see `digest` for the reading of the model
 single captured character: every captured string goes through `text.visible` and is escaped
 for where it lands (table cell, code span, fenced block), so no `|`, backtick, HTML tag or
 terminal escape in a capture can change the document's structure.
+
+Why one long module: one document, its sections in the order of the HTML page.
 """
 
 from __future__ import annotations

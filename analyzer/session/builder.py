@@ -7,6 +7,9 @@ parse lines (the observer did) and never sees packets.
 It runs once per command and reply of every session, so events are dispatched by type through
 a table and transcript `Line`s are built without the frozen dataclass's per-field
 `object.__setattr__` (`_new_line`).
+
+Why one long module: one fold of every event kind into the session and transaction records, with
+the caps that bound them.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ is counted from lengths, and over-long lines, bare LFs and doubled dots are foun
 searches (`re`, `bytes.count`) over each chunk. Only the last few body bytes are kept between
 chunks, so a message of any size costs constant memory. Which bytes are a message is decided by
 the observer; this module never sees commands or replies.
+
+Why one long module: one scanner whose fast paths must see the whole header and body state at
+once.
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ The observer does no I/O and keeps bounded memory: one partial line per directio
 `max_line` bytes), one header section (at most `max_header_block` bytes), a bounded queue of
 commands waiting for replies, and a few bytes of TLS record header. What these bounds leave out
 is counted and handed on after the last event (`BoundsDropped`).
+
+Why one long module: the dispatch over commands, replies, DATA, BDAT and TLS shares one
+connection's state; the command queue (`pending`), the anomaly reporter (`anomalies`), lines and
+replies already live apart.
 """
 
 from __future__ import annotations
