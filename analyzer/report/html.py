@@ -385,13 +385,6 @@ def _issue(
 # -- connections ----------------------------------------------------------------------------------
 
 
-def _party(session: dict[str, Any] | None, peer: dict[str, Any] | None, role: str) -> svg.Party:
-    address = as_str((session or {}).get(role))
-    inside = as_str((peer or {}).get(role))
-    detail = f"{inside} server-side" if peer is not None and inside and inside != address else ""
-    return svg.Party(role, address, detail)
-
-
 def _lines(lines: Sequence[Spans], cls: str) -> str:
     """Lines of runs as HTML, one per line (the cell keeps line breaks), changes marked."""
     return "\n".join(_spans(_clipped(line), cls) for line in lines[:MAX_CMP_ROWS])
@@ -477,33 +470,18 @@ def _connection(
     peer = index.session(far) if far else None
     steps = digest.align(report, near, far, index)
     two_sided = far is not None
-    marks: list[str] = []
-    frames: list[int] = []
-    for finding in report.get("findings") or []:
-        if near in (finding.get("sessions") or []):
-            marks.extend(digest.tokens_of(finding))
-            frames.extend(
-                n
-                for e in finding.get("evidence") or []
-                if (n := as_int(e.get("frame"))) is not None
-            )
+    _, marks, frames = digest.findings_touching(report, {near})
     start = as_float((session or {}).get("start"))
-    title = (
-        f"{near}" + (f" ⇄ {far}" if far else "") + f": {as_str((session or {}).get('client'))} → "
-        f"{as_str((session or {}).get('server'))}"
-    )
-    diagram = (
-        svg.ladder(
-            steps,
-            two_sided=two_sided,
-            client=_party(session, peer, "client"),
-            server=_party(session, peer, "server"),
-            title=title,
-            marks=marks,
-            highlight_frames=frames,
-        )
-        if steps
-        else "<p>No transcript was kept for this connection.</p>"
+    diagram = svg.connection_ladder(
+        steps,
+        two_sided=two_sided,
+        session=session,
+        peer=peer,
+        title=svg.connection_title(near, far, session),
+        marks=marks,
+        frames=frames,
+        inside="{} server-side",
+        empty="<p>No transcript was kept for this connection.</p>",
     )
     ids = findings_of.get(near, []) + [
         f for f in findings_of.get(far or "", []) if f not in findings_of.get(near, [])

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
 
 from analyzer.errors import UsageError
 from analyzer.result import Analysis
@@ -247,13 +246,6 @@ def _captures(report: Report) -> str:
 # -- one connection -----------------------------------------------------------------------------
 
 
-def _party(session: dict[str, Any] | None, peer: dict[str, Any] | None, role: str) -> svg.Party:
-    address = as_str((session or {}).get(role))
-    inside = as_str((peer or {}).get(role))
-    detail = f"{inside} (server side)" if peer is not None and inside and inside != address else ""
-    return svg.Party(role, address, detail)
-
-
 def _cell_lines(text: str, cls: str, marks: Sequence[str]) -> str:
     lines = text.split("\n")
     shown = [_spans(mark_tokens(line, marks), cls) for line in lines[:MAX_LINES_PER_STEP]]
@@ -342,36 +334,19 @@ def connection_html(report: Report, session_id: str, index: Index | None = None)
     near, far = index.connection(session_id)
     session, peer = index.session(near), (index.session(far) if far else None)
     steps = digest.align(report, near, far, index)
-    marks: list[str] = []
-    frames: list[int] = []
-    ids: list[str] = []
-    for finding in report.get("findings") or []:
-        named = finding.get("sessions") or []
-        if near in named or (far is not None and far in named):
-            ids.append(as_str(finding.get("id")))
-            marks.extend(digest.tokens_of(finding))
-            frames.extend(
-                n
-                for e in finding.get("evidence") or []
-                if (n := as_int(e.get("frame"))) is not None
-            )
-    title = (
-        near + (f" ⇄ {far}" if far else "") + f": {as_str((session or {}).get('client'))} → "
-        f"{as_str((session or {}).get('server'))}"
-    )
+    ids, marks, frames = digest.findings_touching(report, {near} if far is None else {near, far})
+    title = svg.connection_title(near, far, session)
     two_sided = far is not None
-    diagram = (
-        svg.ladder(
-            steps,
-            two_sided=two_sided,
-            client=_party(session, peer, "client"),
-            server=_party(session, peer, "server"),
-            title=title,
-            marks=marks,
-            highlight_frames=frames,
-        )
-        if steps
-        else "<p>No commands or replies were captured on this connection.</p>"
+    diagram = svg.connection_ladder(
+        steps,
+        two_sided=two_sided,
+        session=session,
+        peer=peer,
+        title=title,
+        marks=marks,
+        frames=frames,
+        inside="{} (server side)",
+        empty="<p>No commands or replies were captured on this connection.</p>",
     )
     start = as_float((session or {}).get("start"))
     return (

@@ -17,8 +17,9 @@ from __future__ import annotations
 import html
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from analyzer.text import clip, visible
 
@@ -188,6 +189,51 @@ class Party:
     name: str
     address: str
     detail: str = ""
+
+
+def party(
+    session: Mapping[str, Any] | None, peer: Mapping[str, Any] | None, role: str, inside: str
+) -> Party:
+    """The `role` ("client" or "server") lifeline of a connection: its address in `session`, and
+    its address in the peer session when that differs, written with the `inside` pattern."""
+    address = as_str((session or {}).get(role))
+    other = as_str((peer or {}).get(role))
+    detail = inside.format(other) if peer is not None and other and other != address else ""
+    return Party(role, address, detail)
+
+
+def connection_title(near: str, far: str | None, session: Mapping[str, Any] | None) -> str:
+    """`client#3 ⇄ server#3: client → server` (raw: escape it where it is shown)."""
+    return (
+        f"{near}" + (f" ⇄ {far}" if far else "") + f": {as_str((session or {}).get('client'))} → "
+        f"{as_str((session or {}).get('server'))}"
+    )
+
+
+def connection_ladder(
+    steps: Sequence[Step],
+    *,
+    two_sided: bool,
+    session: Mapping[str, Any] | None,
+    peer: Mapping[str, Any] | None,
+    title: str,
+    marks: Sequence[str],
+    frames: Sequence[int],
+    inside: str,
+    empty: str,
+) -> str:
+    """The ladder of one connection (`ladder`), or the `empty` paragraph when it has no steps."""
+    if not steps:
+        return empty
+    return ladder(
+        steps,
+        two_sided=two_sided,
+        client=party(session, peer, "client", inside),
+        server=party(session, peer, "server", inside),
+        title=title,
+        marks=marks,
+        highlight_frames=frames,
+    )
 
 
 def ladder(

@@ -40,7 +40,7 @@ from .common import (
     title,
     utc,
 )
-from .evidence import Shown, evidence_key, shown_evidence, tokens_of
+from .evidence import Shown, evidence_key, findings_touching, shown_evidence, tokens_of
 from .lookups import (
     Index,
     affected_connections,
@@ -114,6 +114,7 @@ __all__ = [
     "delivered",
     "dropped_text",
     "evidence_key",
+    "findings_touching",
     "id_list",
     "inline_code",
     "is_message",

@@ -6,11 +6,12 @@ Part of `report.digest` (see its docstring).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import FindingEntry
-from .common import C2S, as_str
+from ..model import FindingEntry, Report
+from .common import C2S, as_int, as_str
 from .lookups import Index
 
 
@@ -95,3 +96,23 @@ def evidence_key(finding: FindingEntry) -> tuple[tuple[str, str, str], ...]:
         (as_str(e.get("capture")), as_str(e.get("direction")), as_str(e.get("excerpt")))
         for e in finding.get("evidence") or []
     )
+
+
+def findings_touching(
+    report: Report, sessions: Collection[str]
+) -> tuple[list[str], list[str], list[int]]:
+    """The findings that name any of `sessions`: their ids, the tokens their evidence marks
+    (`tokens_of`) and the frames it cites, in report order."""
+    ids: list[str] = []
+    marks: list[str] = []
+    frames: list[int] = []
+    for finding in report.get("findings") or []:
+        if any(s in sessions for s in finding.get("sessions") or []):
+            ids.append(as_str(finding.get("id")))
+            marks.extend(tokens_of(finding))
+            frames.extend(
+                n
+                for e in finding.get("evidence") or []
+                if (n := as_int(e.get("frame"))) is not None
+            )
+    return ids, marks, frames
