@@ -263,36 +263,6 @@ def test_transactions_exactly_at_the_cap_drop_nothing(tmp_path: Path) -> None:
     assert_nothing_dropped(run)
 
 
-def _headers(fields: int) -> Callable[[Any], None]:
-    """One message with `fields` header fields."""
-
-    def middle(conn: Any) -> None:
-        conn.client(b"MAIL FROM:<a@example.net>\r\n")
-        conn.server(b"250 2.1.0 Ok\r\n")
-        conn.client(b"RCPT TO:<b@example.org>\r\n")
-        conn.server(b"250 2.1.5 Ok\r\n")
-        conn.client(b"DATA\r\n")
-        conn.server(b"354 go ahead\r\n")
-        head = b"".join(b"X-Field-%d: value\r\n" % i for i in range(fields))
-        conn.client(head + b"\r\nHello.\r\n.\r\n")
-        conn.server(b"250 2.0.0 Ok: queued\r\n")
-
-    return _session(middle)
-
-
-def test_header_fields_past_the_cap_are_counted(tmp_path: Path) -> None:
-    run = Analysed(tmp_path, _headers(MAX_HEADERS_KEPT + 5))
-    assert run.dropped == {
-        "header_fields": {"count": 5, "cap": "MAX_HEADERS_KEPT", "limit": MAX_HEADERS_KEPT}
-    }
-    assert run.says_cut()
-    assert "5 header fields past the 200 kept per message (MAX_HEADERS_KEPT)" in run.markdown
-
-
-def test_header_fields_exactly_at_the_cap_drop_nothing(tmp_path: Path) -> None:
-    assert_nothing_dropped(Analysed(tmp_path, _headers(MAX_HEADERS_KEPT)))
-
-
 def _message_head(head: bytes) -> Callable[[Any], None]:
     """One message whose header section is `head` (its fields, each line with CRLF)."""
 
@@ -307,6 +277,24 @@ def _message_head(head: bytes) -> Callable[[Any], None]:
         conn.server(b"250 2.0.0 Ok: queued\r\n")
 
     return _session(middle)
+
+
+def _headers(fields: int) -> Callable[[Any], None]:
+    """One message with `fields` header fields."""
+    return _message_head(b"".join(b"X-Field-%d: value\r\n" % i for i in range(fields)))
+
+
+def test_header_fields_past_the_cap_are_counted(tmp_path: Path) -> None:
+    run = Analysed(tmp_path, _headers(MAX_HEADERS_KEPT + 5))
+    assert run.dropped == {
+        "header_fields": {"count": 5, "cap": "MAX_HEADERS_KEPT", "limit": MAX_HEADERS_KEPT}
+    }
+    assert run.says_cut()
+    assert "5 header fields past the 200 kept per message (MAX_HEADERS_KEPT)" in run.markdown
+
+
+def test_header_fields_exactly_at_the_cap_drop_nothing(tmp_path: Path) -> None:
+    assert_nothing_dropped(Analysed(tmp_path, _headers(MAX_HEADERS_KEPT)))
 
 
 def _long_header(length: int) -> bytes:
