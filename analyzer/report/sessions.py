@@ -64,18 +64,6 @@ def session_row(session: SmtpSession) -> tuple[str, ...]:
     )
 
 
-def _print_table(rows: list[tuple[str, ...]], out: TextIO) -> None:
-    widths = [
-        min(limit, max([len(name)] + [len(row[i]) for row in rows]))
-        for i, (name, limit) in enumerate(_COLUMNS)
-    ]
-    header = "  ".join(name.ljust(w) for (name, _), w in zip(_COLUMNS, widths, strict=True))
-    out.write(header.rstrip() + "\n")
-    for row in rows:
-        cells = (clip(cell, w).ljust(w) for cell, w in zip(row, widths, strict=True))
-        out.write("  ".join(cells).rstrip() + "\n")
-
-
 TABLE_MEASURED_ROWS = 1000
 """Session rows buffered to size the table's columns; past this many the table is written as
 it comes, every column at its full width."""
@@ -109,18 +97,24 @@ class SessionTable:
 
     def add(self, row: tuple[str, ...]) -> None:
         self.count += 1
-        if self._rows is not None:
-            self._rows.append(row)
-            if len(self._rows) <= TABLE_MEASURED_ROWS:
-                return
-            rows, self._rows = self._rows, None
-            self._write(
-                "  ".join(n.ljust(w) for (n, _), w in zip(_COLUMNS, self._widths, strict=True))
-            )
-            for row in rows:
-                self._write_row(row)
+        if self._rows is None:
+            self._write_row(row)
             return
-        self._write_row(row)
+        self._rows.append(row)
+        if len(self._rows) > TABLE_MEASURED_ROWS:
+            self._flush()  # too many to size: every column at its full width
+
+    def _flush(self, sized: bool = False) -> None:
+        """Write the header and the rows held; `sized`: columns as wide as those rows need."""
+        rows, self._rows = self._rows or [], None
+        if sized:
+            self._widths = [
+                min(limit, max([len(name)] + [len(row[i]) for row in rows]))
+                for i, (name, limit) in enumerate(_COLUMNS)
+            ]
+        self._write("  ".join(n.ljust(w) for (n, _), w in zip(_COLUMNS, self._widths, strict=True)))
+        for row in rows:
+            self._write_row(row)
 
     def _write(self, line: str) -> None:
         self._out.write(line.rstrip() + "\n")
@@ -131,5 +125,5 @@ class SessionTable:
 
     def close(self) -> None:
         if self._rows is not None:
-            _print_table(self._rows, self._out)
+            self._flush(sized=True)
         self._out.write(f"{self.count} SMTP session(s)\n")
