@@ -53,6 +53,7 @@ from analyzer.capture.layout import (
     IPV4_ADDR_LEN,
     IPV4_ADDRS_OFFSET,
     IPV4_MIN_HEADER_LEN,
+    IPV4_READ,
     IPV6,
     IPV6_ADDR_LEN,
     IPV6_ADDRS_OFFSET,
@@ -163,20 +164,7 @@ _U32: Final = cast(Callable[[bytes, int], tuple[int]], struct.Struct("!I").unpac
 _U32_LE: Final = cast(Callable[[bytes, int], tuple[int]], struct.Struct("<I").unpack_from)
 _IPV4: Final = cast(
     Callable[[bytes, int], tuple[int, int, int, int, int, int]],
-    struct.Struct(
-        "!"
-        + unpack_format(
-            IPV4,
-            (
-                "version_ihl",
-                "total_length",
-                "identification",
-                "flags_fragment_offset",
-                "ttl",
-                "protocol",
-            ),
-        )
-    ).unpack_from,
+    struct.Struct("!" + unpack_format(IPV4, IPV4_READ)).unpack_from,
 )
 """version/IHL, total length, identification, flags/fragment offset, TTL, protocol."""
 _IPV6: Final = cast(

@@ -228,6 +228,16 @@ IPV4: Final = Header(
         Field("destination", IPV4_DST, "I"),
     ),
 )
+IPV4_READ: Final = (
+    "version_ihl",
+    "total_length",
+    "identification",
+    "flags_fragment_offset",
+    "ttl",
+    "protocol",
+)
+"""The IPv4 fields both readers take before the addresses (type of service and checksum are
+skipped)."""
 
 # ---- IPv6: RFC 8200 §3; extension headers §4.3-4.6, AH RFC 4302 §2 ----
 IPV6_VTF: Final = 0

@@ -49,6 +49,7 @@ from analyzer.capture.layout import (
     IPV4_ID,
     IPV4_MIN_HEADER_LEN,
     IPV4_PROTOCOL,
+    IPV4_READ,
     IPV4_SRC,
     IPV4_TOTAL_LEN,
     IPV4_TTL,
@@ -117,16 +118,7 @@ _ETHER_IPV4_TCP: Final = cast(
         + unpack_format(ETHERNET, ("ethertype",), stop=ETH_HEADER_LEN)
         + unpack_format(
             IPV4,
-            (
-                "version_ihl",
-                "total_length",
-                "identification",
-                "flags_fragment_offset",
-                "ttl",
-                "protocol",
-                "source",
-                "destination",
-            ),
+            (*IPV4_READ, "source", "destination"),
             stop=IPV4_MIN_HEADER_LEN,
         )
         + unpack_format(
